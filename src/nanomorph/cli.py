@@ -1,0 +1,197 @@
+"""Command line: ``nanomorph analyze|simulate|train|evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+
+log = logging.getLogger("nanomorph")
+
+
+class CliError(Exception):
+    """An error worth one line on stderr and a non-zero exit, never a traceback."""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _add_analysis_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("analysis parameters (defaults: the reference method's)")
+    g.add_argument("--min-particle-diameter", type=float, default=0.5, metavar="NM",
+                   help="regions with a smaller equivalent diameter are speckles (default 0.5)")
+    g.add_argument("--min-hole-diameter", type=float, default=0.5, metavar="NM",
+                   help="holes with a smaller equivalent diameter are filled (default 0.5)")
+    g.add_argument("--separation", choices=("uecs", "watershed", "none"), default="uecs",
+                   help="how overlapping particles are split (default uecs)")
+    g.add_argument("--overlap-test", choices=("sensitive", "paper"), default="sensitive",
+                   help="paper: convexity < threshold only; sensitive (default): also low solidity")
+    g.add_argument("--convexity-threshold", type=float, default=0.95,
+                   help="convexity below which a region counts as overlapping (default 0.95)")
+    g.add_argument("--convexity-lower-bound", type=float, default=0.5,
+                   help="regions less convex than this are excluded (default 0.5)")
+    g.add_argument("--min-marker-px", type=int, default=30,
+                   help="UECS markers smaller than this many pixels are discarded (default 30)")
+    g.add_argument("--min-marker-diameter", type=float, default=0.5, metavar="NM",
+                   help="UECS markers with a smaller equivalent diameter are discarded (0.5)")
+    g.add_argument("--edge", choices=("drop", "flag"), default="drop",
+                   help="particles touching the image border: drop (default) or flag")
+
+
+def _expand_inputs(paths: Sequence[str]) -> list[Path]:
+    from .io import SUPPORTED_SUFFIXES
+
+    files: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+            if not found:
+                raise CliError(f"{path}: folder holds no micrographs "
+                               f"({', '.join(SUPPORTED_SUFFIXES)})")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise CliError(f"{path}: no such file or folder")
+    return files
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .io import MicrographError, iter_micrographs
+    from .pipeline import (
+        AnalysisParameters,
+        analyze_micrograph,
+        image_metadata,
+        make_segmenter,
+        write_image_outputs,
+    )
+
+    try:
+        params = AnalysisParameters(
+            min_particle_diameter_nm=args.min_particle_diameter,
+            min_hole_diameter_nm=args.min_hole_diameter,
+            separation=args.separation,
+            overlap_test=args.overlap_test,
+            convexity_threshold=args.convexity_threshold,
+            convexity_lower_bound=args.convexity_lower_bound,
+            min_marker_px=args.min_marker_px,
+            min_marker_diameter_nm=args.min_marker_diameter,
+            edge=args.edge,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    files = _expand_inputs(args.images)
+    try:
+        segmenter = make_segmenter(args.segmenter, model=args.model, device=args.device,
+                                   polarity=args.polarity)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    segmenter_info = segmenter.describe()
+    out = Path(args.out)
+    failures = 0
+    n_particles = 0
+    for path in tqdm(files, desc="micrographs", unit="file", disable=args.quiet or None,
+                     file=sys.stderr):
+        try:
+            for micrograph in iter_micrographs(path, pixel_size_nm=args.pixel_size):
+                result = analyze_micrograph(micrograph, segmenter, params)
+                meta = image_metadata(micrograph, result, segmenter_info, params)
+                write_image_outputs(out, micrograph, result, meta)
+                n_particles += len(result.particles)
+                tqdm.write(result.summary_line(micrograph.name), file=sys.stdout)
+        except MicrographError as exc:
+            failures += 1
+            print(f"nanomorph: error: {exc}", file=sys.stderr)
+    if failures:
+        print(f"nanomorph: {failures} of {len(files)} file(s) could not be analysed",
+              file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"{n_particles} particles measured in {len(files)} file(s); results in {out}",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulate import write_dataset
+
+    out = write_dataset(args.out, n_images=args.n, seed=args.seed, shape=tuple(args.shape),
+                        scenarios=[args.scenario] if args.scenario else None, fmt=args.format)
+    print(f"{args.n} simulated micrographs written to {out}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nanomorph",
+        description="Calibrated particle size and shape distributions from TEM micrographs.",
+    )
+    parser.add_argument("--version", action="version", version=f"nanomorph {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("analyze", help="segment, separate and measure particles in micrographs")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="micrographs (.dm3 .dm4 .ser .emd .tif .png .jpg) or folders of them")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--pixel-size", type=_positive_float, metavar="NM",
+                   help="pixel size in nm; overrides the file's calibration")
+    p.add_argument("--segmenter", choices=("model", "threshold"), default="threshold",
+                   help="the trained network or the classical threshold (default threshold)")
+    p.add_argument("--polarity", choices=("dark", "bright", "auto"), default="auto",
+                   help="dark particles on bright background or the reverse (threshold only)")
+    p.add_argument("--model", metavar="NAME|PATH", help="model name or folder (default: shipped)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the network runs (default auto: CUDA when available)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_analysis_options(p)
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("simulate", help="write simulated micrographs with exact ground truth")
+    p.add_argument("out", metavar="DIR")
+    p.add_argument("--n", type=int, default=10, help="number of micrographs (default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
+    p.add_argument("--scenario", default=None, help="one scenario (default: a random mix)")
+    p.add_argument("--format", choices=("tif", "dm3", "dm4"), default="tif")
+    p.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # Reader warnings (RGB converted to grey...) are recorded in metadata.json; on the
+        # terminal they are shown once each, not per frame.
+        warnings.simplefilter("once")
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"nanomorph: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nanomorph: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

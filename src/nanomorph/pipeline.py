@@ -1,0 +1,310 @@
+"""One micrograph in, one calibrated particle table out.
+
+The chain is the reference method's: segment → despeckle → (edge handling and) separation →
+measurement. Each step is a function of its own module; this module only wires them together
+with one set of parameters, so that the CLI and the workflow run exactly the same analysis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .io.micrograph import Micrograph, MicrographError
+
+log = logging.getLogger(__name__)
+
+SEPARATION_METHODS = ("uecs", "watershed", "none")
+OVERLAP_TESTS = ("sensitive", "paper")
+EDGE_MODES = ("drop", "flag")
+
+
+@dataclass(frozen=True)
+class AnalysisParameters:
+    """Every knob of the analysis after segmentation; defaults are the reference method's.
+
+    Attributes
+    ----------
+    min_particle_diameter_nm
+        Regions with a smaller equivalent diameter are speckles and removed.
+    min_hole_diameter_nm
+        Holes inside particles with a smaller equivalent diameter are filled.
+    separation
+        ``"uecs"`` (ultimate erosion of convex shapes), ``"watershed"`` or ``"none"``.
+    overlap_test
+        ``"paper"``: a region overlaps when its convexity is below ``convexity_threshold``.
+        ``"sensitive"``: also when its solidity is low, which catches the overlapping pairs whose
+        perimeter convexity stays above 0.95.
+    convexity_threshold
+        Convexity (convex-hull perimeter / perimeter) below which a region is non-convex.
+    convexity_lower_bound
+        Regions less convex than this are excluded as hopeless rather than split.
+    min_marker_px, min_marker_diameter_nm
+        UECS markers smaller than either limit are discarded.
+    edge
+        ``"drop"`` removes particles touching the image border; ``"flag"`` keeps them with
+        ``touches_edge`` set.
+    """
+
+    min_particle_diameter_nm: float = 0.5
+    min_hole_diameter_nm: float = 0.5
+    separation: Literal["uecs", "watershed", "none"] = "uecs"
+    overlap_test: Literal["sensitive", "paper"] = "sensitive"
+    convexity_threshold: float = 0.95
+    convexity_lower_bound: float = 0.5
+    min_marker_px: int = 30
+    min_marker_diameter_nm: float = 0.5
+    edge: Literal["drop", "flag"] = "drop"
+
+    def __post_init__(self) -> None:
+        if self.separation not in SEPARATION_METHODS:
+            raise ValueError(
+                f"separation must be one of {SEPARATION_METHODS}, got {self.separation!r}"
+            )
+        if self.overlap_test not in OVERLAP_TESTS:
+            raise ValueError(
+                f"overlap_test must be one of {OVERLAP_TESTS}, got {self.overlap_test!r}"
+            )
+        if self.edge not in EDGE_MODES:
+            raise ValueError(f"edge must be one of {EDGE_MODES}, got {self.edge!r}")
+        for name in ("min_particle_diameter_nm", "min_hole_diameter_nm", "min_marker_diameter_nm"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.convexity_lower_bound <= self.convexity_threshold <= 1:
+            raise ValueError(
+                "need 0 < convexity_lower_bound <= convexity_threshold <= 1, got "
+                f"{self.convexity_lower_bound} and {self.convexity_threshold}"
+            )
+        if self.min_marker_px < 1:
+            raise ValueError(f"min_marker_px must be >= 1, got {self.min_marker_px}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> AnalysisParameters:
+        """Build from a mapping (e.g. the workflow config), ignoring keys that are not knobs."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Segmenter(Protocol):
+    """Anything that turns a micrograph into a particle mask."""
+
+    def __call__(self, image: np.ndarray, pixel_size_nm: float) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class ThresholdSegmenter:
+    """The classical baseline: smoothing and Otsu's threshold (see :mod:`.segment.threshold`)."""
+
+    polarity: str = "auto"
+
+    def __call__(self, image: np.ndarray, pixel_size_nm: float) -> np.ndarray:
+        from .segment.threshold import segment_threshold
+
+        return segment_threshold(image, pixel_size_nm, polarity=self.polarity)  # type: ignore[arg-type]
+
+    def describe(self) -> dict[str, Any]:
+        return {"segmenter": "threshold", "method": "gaussian 1 px + Otsu",
+                "polarity": self.polarity}
+
+
+class NetworkSegmenterAdapter:
+    """Wrap the trained network so that it has the :class:`Segmenter` call signature."""
+
+    def __init__(self, model: str | Path | None, device: str, polarity: str) -> None:
+        from .segment.model import load_segmenter
+
+        self.network = load_segmenter(model, device=device)
+        self.polarity = polarity
+
+    def __call__(self, image: np.ndarray, pixel_size_nm: float) -> np.ndarray:
+        return np.asarray(self.network.segment(image, pixel_size_nm), dtype=bool)
+
+    def describe(self) -> dict[str, Any]:
+        info = {"segmenter": "model"}
+        describe = getattr(self.network, "describe", None)
+        if callable(describe):
+            info.update(describe())
+        return info
+
+
+def make_segmenter(
+    kind: str = "threshold",
+    model: str | Path | None = None,
+    device: str = "auto",
+    polarity: str = "auto",
+) -> Segmenter:
+    """Create the segmenter the user asked for.
+
+    Parameters
+    ----------
+    kind
+        ``"model"`` for the trained network, ``"threshold"`` for the classical baseline.
+    model
+        Model name (a folder under ``resources/models``) or path; ``None`` for the default model.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``; only used by the network.
+    polarity
+        ``"dark"``, ``"bright"`` or ``"auto"``; only used by the threshold segmenter (the
+        network was trained on both polarities).
+    """
+    if kind == "threshold":
+        return ThresholdSegmenter(polarity=polarity)
+    if kind == "model":
+        return NetworkSegmenterAdapter(model, device=device, polarity=polarity)
+    raise ValueError(f"segmenter must be 'model' or 'threshold', got {kind!r}")
+
+
+@dataclass
+class AnalysisResult:
+    """What :func:`analyze_micrograph` found in one micrograph."""
+
+    semantic_mask: np.ndarray
+    separation: Any
+    particles: pd.DataFrame
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray(self.separation.labels, dtype=np.uint32)
+
+    def summary_line(self, name: str) -> str:
+        d = self.particles["equivalent_diameter_nm"]
+        if len(d) == 0:
+            return f"{name}: 0 particles"
+        sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
+        return (f"{name}: {len(d)} particles, equivalent diameter "
+                f"{float(d.mean()):.2f} ± {sd:.2f} nm")
+
+
+def postprocess(mask: np.ndarray, pixel_size_nm: float, params: AnalysisParameters):
+    """Despeckle a raw particle mask and separate it into particles.
+
+    Returns
+    -------
+    (semantic_mask, separation)
+        The despeckled semantic mask (before edge handling and separation) and the
+        :class:`nanomorph.separate.Separation`.
+    """
+    from .morphology import despeckle
+    from .separate import separate
+
+    clean = despeckle(
+        np.asarray(mask, dtype=bool),
+        pixel_size_nm,
+        min_particle_diameter_nm=params.min_particle_diameter_nm,
+        min_hole_diameter_nm=params.min_hole_diameter_nm,
+    )
+    separation = separate(
+        clean,
+        pixel_size_nm,
+        method=params.separation,
+        convexity_threshold=params.convexity_threshold,
+        convexity_lower_bound=params.convexity_lower_bound,
+        min_marker_px=params.min_marker_px,
+        min_marker_diameter_nm=params.min_marker_diameter_nm,
+        overlap_test=params.overlap_test,
+        edge=params.edge,
+    )
+    return clean, separation
+
+
+def require_calibration(micrograph: Micrograph) -> float:
+    """Return the pixel size in nm or refuse: no calibration, no measurement in nm."""
+    px = micrograph.pixel_size_nm
+    if px is None or not np.isfinite(px) or px <= 0:
+        raise MicrographError(
+            micrograph.source,
+            "no pixel calibration in the file; pass the pixel size with --pixel-size NM "
+            "(or pixel_size_nm in the sample sheet)",
+        )
+    return float(px)
+
+
+def analyze_micrograph(
+    micrograph: Micrograph, segmenter: Segmenter, params: AnalysisParameters | None = None
+) -> AnalysisResult:
+    """Segment, despeckle, separate and measure one calibrated micrograph."""
+    from .measure import measure_particles
+
+    params = params or AnalysisParameters()
+    px = require_calibration(micrograph)
+    mask = segmenter(micrograph.image, px)
+    semantic, separation = postprocess(mask, px, params)
+    table = measure_particles(
+        separation.particles, px, image=micrograph.name, frame=micrograph.frame
+    )
+    return AnalysisResult(semantic_mask=semantic, separation=separation, particles=table)
+
+
+def image_metadata(
+    micrograph: Micrograph,
+    result: AnalysisResult | None,
+    segmenter_info: Mapping[str, Any] | None = None,
+    params: AnalysisParameters | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The contents of metadata.json for one image."""
+    meta: dict[str, Any] = {
+        "software": "nanomorph",
+        "version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "image": micrograph.name,
+        **micrograph.metadata(),
+    }
+    if segmenter_info is not None:
+        meta["segmentation"] = dict(segmenter_info)
+    if params is not None:
+        meta["parameters"] = params.to_dict()
+    if result is not None:
+        sep = result.separation
+        meta["n_particles"] = int(len(result.particles))
+        meta["n_separated"] = int(result.particles["separated"].sum()) if len(
+            result.particles) else 0
+        meta["n_excluded"] = int(getattr(sep, "n_excluded", 0))
+        meta["excluded_reasons"] = dict(getattr(sep, "excluded_reasons", {}))
+    if extra:
+        meta.update(extra)
+    return meta
+
+
+def write_image_outputs(
+    out_dir: str | Path,
+    micrograph: Micrograph,
+    result: AnalysisResult,
+    metadata: Mapping[str, Any],
+) -> Path:
+    """Write the per-image folder of the file contract (DESIGN.md) under ``out_dir``.
+
+    ``metadata.json`` is written last, so a folder with it is complete.
+    """
+    from .outputs import write_json, write_labels_tif, write_mask_png, write_table
+    from .plots import save_overlay
+
+    folder = Path(out_dir) / micrograph.name
+    folder.mkdir(parents=True, exist_ok=True)
+    write_mask_png(folder / "segmentation.png", result.semantic_mask)
+    write_labels_tif(folder / "labels.tif", result.labels)
+    write_table(result.particles, folder / "particles.parquet", folder / "particles.csv")
+    separated = result.particles.loc[result.particles["separated"].astype(bool), "particle_id"]
+    save_overlay(
+        folder / "overlay.png",
+        micrograph.image,
+        result.labels,
+        particles=result.particles,
+        separated_ids=set(int(i) for i in separated),
+    )
+    write_json(folder / "metadata.json", dict(metadata))
+    return folder

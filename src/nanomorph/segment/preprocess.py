@@ -1,0 +1,315 @@
+"""Input preparation shared by training and inference.
+
+Training and inference must see images prepared the same way, so both call the functions here and
+the settings travel with the model in ``config.json`` (:class:`PreprocessConfig`).
+
+The three rules:
+
+normalisation
+    Robust per-image scaling: the ``low_percentile`` and ``high_percentile`` intensities map to -1
+    and +1, and values are clipped to ``±clip``.  Hot pixels, saturated areas and arbitrary
+    detector gain/offset therefore do not change what the network sees.
+polarity
+    ``"both"``: the network was trained on dark-on-bright (bright field) and bright-on-dark (HAADF)
+    images, so inputs are passed as they are.  A model trained on one polarity (``"dark"`` or
+    ``"bright"``) has inputs of the other polarity inverted when the caller says so.
+resampling
+    Images whose pixels are finer than ``min_working_pixel_size_nm`` are block-averaged by the
+    integer factor ``floor(min_working_pixel_size_nm / pixel_size_nm)`` so that large particles stay
+    within the network's receptive field; the probability map is interpolated back to the input
+    grid.  A 1 nm particle still spans at least ``1 / min_working_pixel_size_nm`` pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+POLARITIES = ("both", "dark", "bright")
+
+
+class PreprocessError(ValueError):
+    """An image or a preprocessing setting that cannot be used."""
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Preprocessing settings stored in a model folder's ``config.json``.
+
+    Parameters
+    ----------
+    low_percentile, high_percentile : float
+        Intensity percentiles mapped to -1 and +1.
+    clip : float
+        Normalised values are clipped to ``[-clip, clip]``.
+    polarity : {"both", "dark", "bright"}
+        Particle polarity the network was trained on ("dark": dark particles on a bright
+        background, as in bright-field TEM; "bright": HAADF-STEM; "both": either).
+    min_working_pixel_size_nm : float
+        Images with a finer pixel size are downsampled by an integer factor (see module notes).
+    max_downsample_factor : int
+        Upper bound of that factor.
+    """
+
+    low_percentile: float = 1.0
+    high_percentile: float = 99.0
+    clip: float = 3.0
+    polarity: str = "both"
+    min_working_pixel_size_nm: float = 0.1
+    max_downsample_factor: int = 16
+    notes: dict[str, str] = field(
+        default_factory=lambda: {
+            "normalisation": "percentiles low/high -> -1/+1, clipped to +-clip, per image",
+            "polarity": "both: trained on bright-field and HAADF, with random inversion",
+            "resampling": "block mean by floor(min_working_pixel_size_nm / pixel_size_nm) when "
+            ">= 2; probability interpolated back bilinearly",
+        }
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as a JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PreprocessConfig:
+        """Build settings from a dict, ignoring unknown keys.
+
+        Parameters
+        ----------
+        values : dict
+            As written by :meth:`to_dict`.
+
+        Returns
+        -------
+        PreprocessConfig
+        """
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def normalize_image(
+    image: np.ndarray, low_percentile: float = 1.0, high_percentile: float = 99.0, clip: float = 3.0
+) -> np.ndarray:
+    """Scale an image robustly so that the given percentiles map to -1 and +1.
+
+    Parameters
+    ----------
+    image : ndarray
+        2-D image of any numeric dtype.
+    low_percentile, high_percentile : float
+        Percentiles (0–100) mapped to -1 and +1.
+    clip : float
+        Output values are clipped to ``[-clip, clip]``.
+
+    Returns
+    -------
+    ndarray
+        float32 image of the same shape.
+
+    Raises
+    ------
+    PreprocessError
+        If the image is not 2-D or contains no finite value.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise PreprocessError(f"expected a 2-D image, got shape {image.shape}")
+    data = image.astype(np.float32, copy=False)
+    finite = np.isfinite(data)
+    if not finite.all():
+        if not finite.any():
+            raise PreprocessError("the image contains no finite pixel value")
+        data = np.where(finite, data, np.float32(np.median(data[finite])))
+    # Percentiles of a subsample are as good as of the whole image and much cheaper at 4096².
+    step = max(1, int(math.sqrt(data.size / 262_144)))
+    low, high = np.percentile(data[::step, ::step], [low_percentile, high_percentile])
+    half_range = (high - low) / 2.0
+    if half_range <= 0:
+        # A flat image (or one with almost all pixels equal): fall back to the full range.
+        low, high = float(data.min()), float(data.max())
+        half_range = (high - low) / 2.0
+    if half_range <= 0:
+        return np.zeros(data.shape, dtype=np.float32)
+    out = (data - np.float32((low + high) / 2.0)) / np.float32(half_range)
+    return np.clip(out, -clip, clip).astype(np.float32, copy=False)
+
+
+def apply_polarity(image: np.ndarray, model_polarity: str, image_polarity: str = "auto") -> np.ndarray:
+    """Invert a normalised image when its polarity differs from the model's.
+
+    Parameters
+    ----------
+    image : ndarray
+        Normalised image (zero-centred, as from :func:`normalize_image`).
+    model_polarity : {"both", "dark", "bright"}
+        Polarity the model was trained on.
+    image_polarity : {"auto", "dark", "bright"}
+        Polarity of the particles in ``image``; "auto" leaves the image as it is.
+
+    Returns
+    -------
+    ndarray
+        The image, negated when it must be.
+
+    Raises
+    ------
+    PreprocessError
+        If a polarity name is unknown.
+    """
+    if model_polarity not in POLARITIES:
+        raise PreprocessError(f"unknown model polarity {model_polarity!r}; expected {POLARITIES}")
+    if image_polarity not in ("auto", "dark", "bright"):
+        raise PreprocessError(
+            f"unknown image polarity {image_polarity!r}; expected 'auto', 'dark' or 'bright'"
+        )
+    if model_polarity == "both" or image_polarity == "auto" or image_polarity == model_polarity:
+        return image
+    return -image
+
+
+def downsample_factor(pixel_size_nm: float, config: PreprocessConfig) -> int:
+    """Integer factor by which an image is block-averaged before the network sees it.
+
+    Parameters
+    ----------
+    pixel_size_nm : float
+        Pixel size of the input image in nm.
+    config : PreprocessConfig
+        Holds ``min_working_pixel_size_nm`` and ``max_downsample_factor``.
+
+    Returns
+    -------
+    int
+        1 (no resampling) or more.
+
+    Raises
+    ------
+    PreprocessError
+        If the pixel size is not a positive finite number.
+    """
+    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+        raise PreprocessError(f"pixel_size_nm must be a positive number, got {pixel_size_nm!r}")
+    factor = int(math.floor(config.min_working_pixel_size_nm / pixel_size_nm + 1e-9))
+    return int(min(max(factor, 1), config.max_downsample_factor))
+
+
+def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """Downsample by averaging ``factor``×``factor`` blocks (edge-padded to a multiple).
+
+    Parameters
+    ----------
+    image : ndarray
+        2-D image.
+    factor : int
+        Block size; 1 returns the image unchanged.
+
+    Returns
+    -------
+    ndarray
+        float32 image of shape ``ceil(shape / factor)``.
+    """
+    if factor == 1:
+        return np.asarray(image, dtype=np.float32)
+    height, width = image.shape
+    pad_h, pad_w = (-height) % factor, (-width) % factor
+    padded = np.pad(np.asarray(image, dtype=np.float32), ((0, pad_h), (0, pad_w)), mode="edge")
+    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
+    return blocks.mean(axis=(1, 3), dtype=np.float32)
+
+
+def upsample_to(probability: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
+    """Interpolate a map made by :func:`block_mean` back onto the original pixel grid.
+
+    Parameters
+    ----------
+    probability : ndarray
+        2-D map on the downsampled grid.
+    shape : tuple of int
+        Shape of the original image.
+    factor : int
+        The factor used for downsampling.
+
+    Returns
+    -------
+    ndarray
+        float32 map of ``shape``.
+    """
+    if factor == 1:
+        return probability.astype(np.float32, copy=False)
+    from scipy import ndimage
+
+    # Block centres sit at (k + 0.5) * factor - 0.5 in original pixel coordinates.
+    rows = (np.arange(shape[0], dtype=np.float64) + 0.5) / factor - 0.5
+    cols = (np.arange(shape[1], dtype=np.float64) + 0.5) / factor - 0.5
+    out = np.empty(shape, dtype=np.float32)
+    # Row by row bands keep the coordinate arrays small for 4096² images.
+    band = 256
+    for r0 in range(0, shape[0], band):
+        rr, cc = np.meshgrid(rows[r0 : r0 + band], cols, indexing="ij")
+        out[r0 : r0 + band] = ndimage.map_coordinates(
+            probability.astype(np.float32, copy=False), [rr, cc], order=1, mode="nearest"
+        )
+    return out
+
+
+def prepare_image(
+    image: np.ndarray,
+    pixel_size_nm: float,
+    config: PreprocessConfig,
+    image_polarity: str = "auto",
+) -> tuple[np.ndarray, int]:
+    """Resample, normalise and orient an image for the network.
+
+    Parameters
+    ----------
+    image : ndarray
+        2-D micrograph.
+    pixel_size_nm : float
+        Its pixel size in nm.
+    config : PreprocessConfig
+        The model's preprocessing settings.
+    image_polarity : {"auto", "dark", "bright"}
+        Particle polarity of ``image`` if known.
+
+    Returns
+    -------
+    prepared : ndarray
+        float32 network input.
+    factor : int
+        Downsampling factor used (1 for none); pass it to :func:`upsample_to`.
+
+    Raises
+    ------
+    PreprocessError
+        If the image, pixel size or polarity cannot be used.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise PreprocessError(f"expected a 2-D image, got shape {image.shape}")
+    factor = downsample_factor(pixel_size_nm, config)
+    small = block_mean(image, factor)
+    normalised = normalize_image(small, config.low_percentile, config.high_percentile, config.clip)
+    return apply_polarity(normalised, config.polarity, image_polarity), factor
+
+
+def downsample_mask(mask: np.ndarray, factor: int) -> np.ndarray:
+    """Downsample a label mask consistently with :func:`block_mean` (majority of each block).
+
+    Parameters
+    ----------
+    mask : ndarray
+        2-D boolean mask.
+    factor : int
+        Block size.
+
+    Returns
+    -------
+    ndarray
+        bool mask of shape ``ceil(shape / factor)``.
+    """
+    if factor == 1:
+        return np.asarray(mask, dtype=bool)
+    return block_mean(mask.astype(np.float32), factor) >= 0.5

@@ -1,0 +1,107 @@
+"""Rasterise one solid onto a small crop: mean projected thickness and exact area coverage.
+
+Each particle is drawn on its own crop (never the whole image) so a tile with hundreds of
+particles stays cheap. Pixels well inside or outside the particle are sampled coarsely; only
+pixels on the outline are refined with 8 x 8 sub-samples, so the coverage (fraction of the pixel
+inside the projected outline) is accurate to 1/64 where it matters for the label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from nanomorph.simulate.shapes import Solid
+
+_FINE = 8
+_CROSS = ndimage.generate_binary_structure(2, 2)
+
+
+@dataclass
+class Footprint:
+    """The rendering of one particle on a crop of the image.
+
+    Attributes
+    ----------
+    row0, col0 : int
+        Image coordinates of the crop's top-left pixel (may be negative or past the image).
+    thickness_px : numpy.ndarray
+        Mean chord length through the solid in each crop pixel, in pixels (float32).
+    coverage : numpy.ndarray
+        Fraction of each crop pixel inside the projected outline, 0..1 (float32).
+    """
+
+    row0: int
+    col0: int
+    thickness_px: np.ndarray
+    coverage: np.ndarray
+
+
+def _subgrid(s: int) -> np.ndarray:
+    return (np.arange(s) + 0.5) / s - 0.5
+
+
+def rasterize(solid: Solid, cx: float, cy: float) -> Footprint:
+    """Render ``solid`` centred at image position ``(cx, cy)`` (pixels, x right, y down).
+
+    Parameters
+    ----------
+    solid : Solid
+        The particle solid in pixel units.
+    cx, cy : float
+        Centre of the solid in continuous pixel coordinates; pixel (i, j) spans
+        ``x in [j, j+1)``, ``y in [i, i+1)``.
+
+    Returns
+    -------
+    Footprint
+        Thickness (px) and coverage on a crop just large enough to hold the solid.
+    """
+    rad = solid.radius_px + 1.0
+    c0 = int(np.floor(cx - rad))
+    c1 = int(np.ceil(cx + rad)) + 1
+    r0 = int(np.floor(cy - rad))
+    r1 = int(np.ceil(cy + rad)) + 1
+    h, w = r1 - r0, c1 - c0
+    # Pixel centres relative to the particle centre.
+    xs = np.arange(c0, c1) + 0.5 - cx
+    ys = np.arange(r0, r1) + 0.5 - cy
+    coarse = 2 if rad < 40 else 1
+    off = _subgrid(coarse)
+    x = (xs[None, :, None, None] + off[None, None, None, :]) + np.zeros((h, 1, coarse, 1))
+    y = (ys[:, None, None, None] + off[None, None, :, None]) + np.zeros((1, w, 1, coarse))
+    chord = solid.chord_px(x, y)
+    thickness = chord.mean(axis=(2, 3))
+    inside = (chord > 0).mean(axis=(2, 3))
+    # Pixels that may straddle the outline: anything near a partly covered or a changing pixel.
+    full = inside >= 1.0
+    some = inside > 0.0
+    edge = ndimage.binary_dilation(some, _CROSS) & ~ndimage.binary_erosion(full, _CROSS)
+    ii, jj = np.nonzero(edge)
+    if ii.size:
+        f = _subgrid(_FINE)
+        fx = xs[jj][:, None, None] + f[None, None, :]
+        fy = ys[ii][:, None, None] + f[None, :, None]
+        fx, fy = np.broadcast_arrays(fx, fy)
+        fine = solid.chord_px(fx, fy)
+        thickness[ii, jj] = fine.mean(axis=(1, 2))
+        inside[ii, jj] = (fine > 0).mean(axis=(1, 2))
+    return Footprint(r0, c0, thickness.astype(np.float32), inside.astype(np.float32))
+
+
+def clip_to_image(fp: Footprint, shape: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+    """Slices of the image and of the crop where the footprint lies inside the image.
+
+    Returns None when the crop does not meet the image at all.
+    """
+    h, w = shape
+    ch, cw = fp.coverage.shape
+    ir0, ic0 = max(fp.row0, 0), max(fp.col0, 0)
+    ir1, ic1 = min(fp.row0 + ch, h), min(fp.col0 + cw, w)
+    if ir1 <= ir0 or ic1 <= ic0:
+        return None
+    img = (slice(ir0, ir1), slice(ic0, ic1))
+    crop = (slice(ir0 - fp.row0, ir1 - fp.row0), slice(ic0 - fp.col0, ic1 - fp.col0))
+    return img, crop

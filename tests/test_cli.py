@@ -1,0 +1,133 @@
+"""The single-image CLI end to end, on images with known particles."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from scipy import ndimage as ndi
+from skimage.draw import disk
+
+from nanomorph.cli import main
+
+PIXEL_SIZE_NM = 0.25
+
+
+def _draw_known_disks(shape=(400, 400)):
+    """Dark disks on a bright background: 6 isolated and 2 overlapping pairs (centres in px)."""
+    isolated = [((60, 60), 16), ((60, 200), 12), ((60, 330), 20), ((330, 60), 14),
+                ((200, 330), 18), ((330, 330), 15)]
+    # Overlap of 20 % and 30 % of the summed radii.
+    pairs = [[((200, 90), 18), ((200, 90 + 0.8 * 36), 18)],
+             [((330, 190), 16), ((330, 190 + 0.7 * 30), 14)]]
+    mask = np.zeros(shape, bool)
+    for (c, r) in isolated + [d for p in pairs for d in p]:
+        mask[disk(c, r, shape=shape)] = True
+    rng = np.random.default_rng(0)
+    image = np.where(mask, 0.3, 1.0)
+    image = ndi.gaussian_filter(image, 1.0) + rng.normal(0, 0.02, shape)
+    return image.astype(np.float32), isolated, pairs
+
+
+def _write_tiff(path: Path, image: np.ndarray, px: float) -> None:
+    tifffile.imwrite(path, image, imagej=True, resolution=(1 / px, 1 / px),
+                     metadata={"unit": "nm"})
+
+
+def test_analyze_reproduces_known_disks_and_splits_pairs(tmp_path, capsys):
+    image, isolated, pairs = _draw_known_disks()
+    src = tmp_path / "disks.tif"
+    _write_tiff(src, image, PIXEL_SIZE_NM)
+    out = tmp_path / "out"
+
+    assert main(["analyze", str(src), "--out", str(out), "-q"]) == 0
+
+    folder = out / "disks"
+    for name in ("segmentation.png", "labels.tif", "particles.parquet", "particles.csv",
+                 "overlay.png", "metadata.json"):
+        assert (folder / name).is_file(), name
+    table = pd.read_parquet(folder / "particles.parquet")
+    assert len(table) == len(isolated) + 2 * len(pairs)
+    assert int(table["separated"].sum()) == 2 * len(pairs)
+    expected = sorted(2 * r * PIXEL_SIZE_NM for _, r in isolated + [d for p in pairs for d in p])
+    found = sorted(table["equivalent_diameter_nm"])
+    np.testing.assert_allclose(found, expected, rtol=0.05)
+
+    labels = tifffile.imread(folder / "labels.tif")
+    assert labels.shape == image.shape and labels.dtype == np.uint32
+    assert set(np.unique(labels)) - {0} == set(table["particle_id"])
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["pixel_size_nm"] == pytest.approx(PIXEL_SIZE_NM)
+    assert meta["n_particles"] == len(table)
+    summary = capsys.readouterr().out
+    assert "disks: 10 particles" in summary
+
+
+def test_pixel_size_option_overrides_file(tmp_path):
+    image, _, _ = _draw_known_disks()
+    src = tmp_path / "disks.tif"
+    _write_tiff(src, image, PIXEL_SIZE_NM)
+    out = tmp_path / "out"
+    assert main(["analyze", str(src), "--out", str(out), "--pixel-size", "0.5", "-q"]) == 0
+    meta = json.loads((out / "disks" / "metadata.json").read_text())
+    assert meta["pixel_size_nm"] == pytest.approx(0.5)
+    assert meta["calibration_source"] == "user"
+
+
+def test_uncalibrated_png_needs_pixel_size(tmp_path, capsys):
+    from PIL import Image
+
+    image, _, _ = _draw_known_disks()
+    src = tmp_path / "plain.png"
+    Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(src)
+    out = tmp_path / "out"
+    assert main(["analyze", str(src), "--out", str(out), "-q"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any("plain.png" in line and "pixel" in line for line in err)
+    assert not (out / "plain" / "particles.parquet").exists()
+    assert main(["analyze", str(src), "--out", str(out), "--pixel-size", "0.25", "-q"]) == 0
+    assert (out / "plain" / "particles.parquet").exists()
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nanomorph.cli", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "relpath",
+    ["dm/rosettasciio/2D/test_diffraction_pattern.dm3",
+     "dm/rosettasciio/1D/test-EELS_spectrum.dm3"],
+)
+def test_not_a_micrograph_is_refused_in_one_line(shared_data, tmp_path, relpath):
+    src = shared_data / relpath
+    out = tmp_path / "out"
+    proc = _run_cli("analyze", str(src), "--out", str(out), "-q")
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in proc.stderr
+    assert any(src.name in line for line in lines)
+    assert not list(out.rglob("particles.*")) if out.exists() else True
+
+
+def test_garbage_file_is_refused_in_one_line(tmp_path):
+    src = tmp_path / "broken.dm3"
+    src.write_bytes(np.random.default_rng(1).bytes(4096))
+    out = tmp_path / "out"
+    proc = _run_cli("analyze", str(src), "--out", str(out), "-q")
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    first = [line for line in proc.stderr.splitlines() if line.strip()][0]
+    assert "broken.dm3" in first
+    assert not (out / "broken" / "particles.parquet").exists()
+
+
+def test_missing_input_is_a_clear_error(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "nope.dm3"), "--out", str(tmp_path / "o")]) == 2
+    assert "nope.dm3" in capsys.readouterr().err

@@ -1,0 +1,21 @@
+rule ingest:
+    """Read one micrograph (or one frame of a stack) and fix its calibration."""
+    input:
+        get_source,
+    output:
+        image=temp(f"{RESULTS}/{{sample}}/images/{{image}}/image.tif"),
+        micrograph=temp(f"{RESULTS}/{{sample}}/images/{{image}}/micrograph.json"),
+    params:
+        frame=get_frame,
+        pixel_size_nm=get_pixel_size,
+    log:
+        f"{RESULTS}/logs/ingest/{{sample}}/{{image}}.log",
+    conda:
+        "../../envs/nanomorph.yaml"
+    group:
+        "per_image"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/ingest.py"

@@ -1,0 +1,22 @@
+rule segment:
+    """Semantic segmentation of a batch of images of one sample, loading the model once."""
+    input:
+        get_chunk_images,
+    output:
+        temp(directory(f"{RESULTS}/{{sample}}/segment/chunk_{{chunk}}")),
+    params:
+        names=get_chunk_names,
+        segmenter=segmenter_settings(),
+    log:
+        f"{RESULTS}/logs/segment/{{sample}}/chunk_{{chunk}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/segment/{{sample}}/chunk_{{chunk}}.tsv"
+    conda:
+        "../../envs/nanomorph.yaml"
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1 if uses_gpu() else 0,
+    script:
+        "../scripts/segment.py"
