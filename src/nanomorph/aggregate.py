@@ -1,8 +1,8 @@
 """Per-sample and per-series statistics of particle tables.
 
 Everything here works on the tidy particle table of ``nanomorph.measure`` (one row per particle,
-units in the column names) plus the ``sample`` and ``time_s`` columns the workflow adds. Nothing here
-reads images or knows about Snakemake.
+units in the column names) plus the ``sample`` and ``time_s`` columns the workflow adds. Nothing
+here reads images or knows about Snakemake.
 
 Example
 -------
@@ -15,11 +15,8 @@ Example
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
 import re
-import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -27,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-log = logging.getLogger(__name__)
+from nanomorph.outputs import atomic_path
 
 SUMMARY_PROPERTIES: tuple[str, ...] = (
     "equivalent_diameter_nm",
@@ -84,38 +81,6 @@ def unit_of(column: str) -> str:
         if column.endswith(suffix):
             return unit
     return ""
-
-
-# --------------------------------------------------------------------------------------------
-# Atomic writes
-# --------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
-
-    A private stand-in for ``nanomorph.outputs.atomic_path`` so that this module does not depend
-    on the order in which modules are written. The temporary name keeps the suffix, so writers
-    that look at the extension still work; a crash leaves no partial file under the final name.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-try:  # the shared writer of the lead's outputs module, when it exists
-    from nanomorph.outputs import atomic_path
-except ImportError:  # pragma: no cover - depends on the state of the package
-    atomic_path = _atomic_path
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,7 +262,9 @@ def summarize(
     keys = _group_keys(group_by)
     missing = [c for c in [*keys, *properties] if c not in df.columns]
     if missing:
-        hint = " (pass group_by=None to summarise the whole table)" if set(missing) & set(keys) else ""
+        hint = (
+            " (pass group_by=None to summarise the whole table)" if set(missing) & set(keys) else ""
+        )
         raise AggregationError(f"The particle table has no column {missing[0]!r}{hint}.")
     excluded = dict(excluded or {})
     groups = list(_iter_groups(df, keys))
@@ -543,14 +510,17 @@ def track_particles(
                 "_row": part.index.to_numpy(),
             }
         )
-        linked = trackpy.link(
-            frame,
-            search_range_nm,
-            memory=memory,
-            # Shrink the range instead of failing where many particles crowd one subnet.
-            adaptive_stop=0.1 * search_range_nm,
-            adaptive_step=0.9,
-        )
+        with warnings.catch_warnings():
+            # trackpy's own use of a deprecated pandas argument; nothing a user can act on.
+            warnings.filterwarnings("ignore", message=".*inplace keyword.*")
+            linked = trackpy.link(
+                frame,
+                search_range_nm,
+                memory=memory,
+                # Shrink the range instead of failing where many particles crowd one subnet.
+                adaptive_stop=0.1 * search_range_nm,
+                adaptive_step=0.9,
+            )
         ids, codes = np.unique(linked["particle"].to_numpy(), return_inverse=True)
         out.loc[linked["_row"].to_numpy(), "track_id"] = codes + next_id
         next_id += len(ids)

@@ -165,9 +165,7 @@ def touching_edge(labels: np.ndarray) -> set[int]:
         If `labels` is not a 2-D integer array.
     """
     labels = np.asarray(labels)
-    if labels.ndim != 2 or not (
-        np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool
-    ):
+    if labels.ndim != 2 or not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
         raise MorphologyError(
             f"labels must be a 2-D integer array, got shape {labels.shape} and dtype "
             f"{labels.dtype}."

@@ -8,6 +8,7 @@ them.
 """
 
 import glob
+import os
 import re
 from pathlib import Path
 
@@ -17,7 +18,16 @@ from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
 
+# Jobs run the nanomorph of this checkout, also inside the conda environments of envs/ (which
+# hold only third-party packages) and on cluster nodes, where jobs re-read this file.
+_PACKAGE_SRC = Path(workflow.basedir) / "src"
+if (_PACKAGE_SRC / "nanomorph").is_dir():
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_PACKAGE_SRC), os.environ.get("PYTHONPATH", "")) if p
+    )
+
 RESULTS = str(config["results"]).rstrip("/")
+HISTOGRAM_PROPERTIES = ("equivalent_diameter_nm", "feret_min_nm", "feret_max_nm", "circularity")
 TRUE_WORDS = {"true", "yes", "1", "y", "t"}
 FALSE_WORDS = {"false", "no", "0", "n", "f", ""}
 
@@ -182,6 +192,11 @@ def get_chunk_images(wildcards):
     return [f"{image_dir(wildcards.sample, name)}/image.tif" for name in names]
 
 
+def get_chunk_micrographs(wildcards):
+    names = _chunks(wildcards.sample)[int(wildcards.chunk)]
+    return [f"{image_dir(wildcards.sample, name)}/micrograph.json" for name in names]
+
+
 def get_chunk_names(wildcards):
     return _chunks(wildcards.sample)[int(wildcards.chunk)]
 
@@ -232,7 +247,7 @@ def figure_image():
 # ---------------------------------------------------------------- targets
 def sample_outputs(sample):
     out = [f"{RESULTS}/{sample}/particles.parquet", f"{RESULTS}/{sample}/summary.csv"]
-    out += [f"{RESULTS}/{sample}/figures/histograms.png"]
+    out += [f"{RESULTS}/{sample}/figures/histogram_{p}.png" for p in HISTOGRAM_PROPERTIES]
     if config["outputs"]["csv"]:
         out.append(f"{RESULTS}/{sample}/particles.csv")
     if config["outputs"]["xlsx"]:
@@ -244,13 +259,16 @@ def sample_outputs(sample):
     if sample in SERIES:
         out += [f"{RESULTS}/{sample}/series.csv", f"{RESULTS}/{sample}/tracks.csv"]
         out += [f"{RESULTS}/{sample}/track_summary.csv"]
-        out += [f"{RESULTS}/{sample}/figures/series.png", f"{RESULTS}/{sample}/figures/tracks.png"]
+        out += [f"{RESULTS}/{sample}/figures/series_{p}.png" for p in ("diameter", "count")]
+        out += [f"{RESULTS}/{sample}/figures/tracks.png"]
     return out
 
 
 def get_final_outputs(wildcards=None):
     out = [path for sample in SAMPLES for path in sample_outputs(sample)]
     out += [f"{RESULTS}/summary.csv", f"{RESULTS}/figures/comparison.png"]
+    if model_metrics_source():
+        out.append(f"{RESULTS}/model/metrics.csv")
     return out
 
 
@@ -261,8 +279,33 @@ def get_paper_figures(wildcards=None):
     ]
 
 
-def get_series_frame(wildcards):
-    """Frame number of an image within a series sample (its position in acquisition order)."""
-    if wildcards.sample not in SERIES:
+
+def is_series(wildcards):
+    return wildcards.sample in SERIES
+
+
+def get_sample_image_names(wildcards):
+    return list(IMAGES[wildcards.sample])
+
+
+def get_sample_metadata(wildcards):
+    return [
+        f"{image_dir(wildcards.sample, name)}/metadata.json" for name in IMAGES[wildcards.sample]
+    ]
+
+
+def model_metrics_source():
+    """metrics.json of the model in use, or None (threshold segmenter, or a model without one)."""
+    if config["segmenter"] != "model":
         return None
-    return list(IMAGES[wildcards.sample]).index(wildcards.image)
+    from nanomorph.segment.model import METRICS_FILE, find_model_folder
+
+    try:
+        path = find_model_folder(config.get("model")) / METRICS_FILE
+    except ValueError as error:
+        raise WorkflowError(f"config model: {error}") from None
+    return str(path) if path.is_file() else None
+
+
+def get_model_metrics_file(wildcards):
+    return model_metrics_source() or []

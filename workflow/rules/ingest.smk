@@ -11,9 +11,7 @@ rule ingest:
     log:
         f"{RESULTS}/logs/ingest/{{sample}}/{{image}}.log",
     conda:
-        "../../envs/nanomorph.yaml"
-    group:
-        "per_image"
+        "../../envs/analysis.yaml"
     resources:
         mem_mb=2000,
         runtime=10,

@@ -8,15 +8,12 @@ rule measure:
         csv=f"{RESULTS}/{{sample}}/images/{{image}}/particles.csv",
         metadata=f"{RESULTS}/{{sample}}/images/{{image}}/metadata.json",
     params:
-        series_frame=get_series_frame,
         analysis=config["analysis"],
         segmenter=segmenter_settings(),
     log:
         f"{RESULTS}/logs/measure/{{sample}}/{{image}}.log",
     conda:
-        "../../envs/nanomorph.yaml"
-    group:
-        "per_image"
+        "../../envs/analysis.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
@@ -41,9 +38,7 @@ rule overlay:
     log:
         f"{RESULTS}/logs/overlay/{{sample}}/{{image}}.log",
     conda:
-        "../../envs/nanomorph.yaml"
-    group:
-        "per_image"
+        "../../envs/analysis.yaml"
     resources:
         mem_mb=2000,
         runtime=10,

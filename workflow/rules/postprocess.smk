@@ -14,9 +14,7 @@ rule postprocess:
     benchmark:
         f"{RESULTS}/benchmarks/postprocess/{{sample}}/{{image}}.tsv"
     conda:
-        "../../envs/nanomorph.yaml"
-    group:
-        "per_image"
+        "../../envs/analysis.yaml"
     resources:
         mem_mb=4000,
         runtime=20,

@@ -1,7 +1,8 @@
 rule segment:
     """Semantic segmentation of a batch of images of one sample, loading the model once."""
     input:
-        get_chunk_images,
+        images=get_chunk_images,
+        micrographs=get_chunk_micrographs,
     output:
         temp(directory(f"{RESULTS}/{{sample}}/segment/chunk_{{chunk}}")),
     params:
@@ -12,7 +13,7 @@ rule segment:
     benchmark:
         f"{RESULTS}/benchmarks/segment/{{sample}}/chunk_{{chunk}}.tsv"
     conda:
-        "../../envs/nanomorph.yaml"
+        "../../envs/segment.yaml"
     threads: 4
     resources:
         mem_mb=8000,

@@ -1,7 +1,9 @@
 """Particle segmentation: threshold and network segmenters, training, metrics, evaluation.
 
 Importing this package is cheap: torch and the network code load only when a name that needs them
-is first used (``load_segmenter``, ``build_model``, ``train``, ``evaluate``, ...).
+is first used (``load_segmenter``, ``build_model``, ...).  Training and evaluation live in the
+submodules ``nanomorph.segment.train`` (``train``) and ``nanomorph.segment.evaluate``
+(``evaluate``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ _LAZY = {
     "predict_tiled": "nanomorph.segment.inference",
     "PreprocessConfig": "nanomorph.segment.preprocess",
     "prepare_image": "nanomorph.segment.preprocess",
-    "train": "nanomorph.segment.train",
-    "evaluate": "nanomorph.segment.evaluate",
     "segment_threshold": "nanomorph.segment.threshold",
 }
 

@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from nanomorph.simulate.shapes import Solid
 
+_MID = 4
 _FINE = 8
 _CROSS = ndimage.generate_binary_structure(2, 2)
 
@@ -64,34 +65,36 @@ def rasterize(solid: Solid, cx: float, cy: float) -> Footprint:
     c1 = int(np.ceil(cx + rad)) + 1
     r0 = int(np.floor(cy - rad))
     r1 = int(np.ceil(cy + rad)) + 1
-    h, w = r1 - r0, c1 - c0
     # Pixel centres relative to the particle centre.
     xs = np.arange(c0, c1) + 0.5 - cx
     ys = np.arange(r0, r1) + 0.5 - cy
-    coarse = 2 if rad < 40 else 1
-    off = _subgrid(coarse)
-    x = (xs[None, :, None, None] + off[None, None, None, :]) + np.zeros((h, 1, coarse, 1))
-    y = (ys[:, None, None, None] + off[None, None, :, None]) + np.zeros((1, w, 1, coarse))
-    chord = solid.chord_px(x, y)
-    thickness = chord.mean(axis=(2, 3))
-    inside = (chord > 0).mean(axis=(2, 3))
-    # Pixels that may straddle the outline: anything near a partly covered or a changing pixel.
-    full = inside >= 1.0
-    some = inside > 0.0
-    edge = ndimage.binary_dilation(some, _CROSS) & ~ndimage.binary_erosion(full, _CROSS)
-    ii, jj = np.nonzero(edge)
-    if ii.size:
-        f = _subgrid(_FINE)
-        fx = xs[jj][:, None, None] + f[None, None, :]
-        fy = ys[ii][:, None, None] + f[None, :, None]
-        fx, fy = np.broadcast_arrays(fx, fy)
-        fine = solid.chord_px(fx, fy)
-        thickness[ii, jj] = fine.mean(axis=(1, 2))
-        inside[ii, jj] = (fine > 0).mean(axis=(1, 2))
+    # Pixel centres give the thickness inside; the outline is found by sub-sampling below.
+    y2, x2 = np.broadcast_arrays(ys[:, None], xs[None, :])
+    thickness = solid.chord_px(x2, y2)
+    inside = (thickness > 0).astype(np.float64)
+    # A pixel can straddle the outline only next to a change of its centre sample.
+    edge = ndimage.binary_dilation(inside > 0, _CROSS) & ~ndimage.binary_erosion(inside > 0, _CROSS)
+    for s in (_MID, _FINE):
+        ii, jj = np.nonzero(edge)
+        if not ii.size:
+            break
+        f = _subgrid(s)
+        fx, fy = np.broadcast_arrays(
+            xs[jj][:, None, None] + f[None, None, :], ys[ii][:, None, None] + f[None, :, None]
+        )
+        sub = solid.chord_px(fx, fy)
+        frac = (sub > 0).mean(axis=(1, 2))
+        thickness[ii, jj] = sub.mean(axis=(1, 2))
+        inside[ii, jj] = frac
+        # only pixels still partly covered are refined further
+        edge = np.zeros_like(edge)
+        edge[ii, jj] = (frac > 0) & (frac < 1)
     return Footprint(r0, c0, thickness.astype(np.float32), inside.astype(np.float32))
 
 
-def clip_to_image(fp: Footprint, shape: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+def clip_to_image(
+    fp: Footprint, shape: tuple[int, int]
+) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
     """Slices of the image and of the crop where the footprint lies inside the image.
 
     Returns None when the crop does not meet the image at all.

@@ -143,25 +143,33 @@ def _ellipsoid_chord(a: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _polyhedron_chord(n: np.ndarray, d: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    # Along the beam each face n.p <= d bounds z from above (n_z > 0) or below (n_z < 0):
+    # z <= (d - n_x x - n_y y) / n_z. The chord is (lowest upper bound - highest lower bound).
     shape = x.shape
     xf = x.reshape(-1, 1)
     yf = y.reshape(-1, 1)
-    rhs = d[None, :] - n[None, :, 0] * xf - n[None, :, 1] * yf  # n_z z <= rhs
     nz = n[:, 2]
     up = nz > 1e-9
     lo = nz < -1e-9
     flat = ~(up | lo)
-    hi_z = np.min(rhs[:, up] / nz[up], axis=1) if up.any() else np.full(xf.shape[0], np.inf)
-    lo_z = np.max(rhs[:, lo] / nz[lo], axis=1) if lo.any() else np.full(xf.shape[0], -np.inf)
-    chord = np.maximum(hi_z - lo_z, 0.0)
+    chord = None
+    bounds = []
+    for sel, reduce in ((up, np.min), (lo, np.max)):
+        if sel.any():
+            a = d[sel] / nz[sel]
+            b = -n[sel, 0] / nz[sel]
+            c = -n[sel, 1] / nz[sel]
+            bounds.append(reduce(a + xf * b + yf * c, axis=1))
+        else:
+            bounds.append(np.full(xf.shape[0], np.inf if reduce is np.min else -np.inf))
+    chord = np.maximum(bounds[0] - bounds[1], 0.0)
     if flat.any():
-        chord = np.where(np.all(rhs[:, flat] >= 0, axis=1), chord, 0.0)
+        rhs = d[flat] - n[flat, 0] * xf - n[flat, 1] * yf
+        chord = np.where(np.all(rhs >= 0, axis=1), chord, 0.0)
     return chord.reshape(shape)
 
 
-def _capsule_chord(
-    u: np.ndarray, h: float, r: float, x: np.ndarray, y: np.ndarray
-) -> np.ndarray:
+def _capsule_chord(u: np.ndarray, h: float, r: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     # A spherocylinder is convex, so the beam meets it in one interval: the union of the
     # intervals through its cylinder (clipped to the slab |p.u| <= h) and its two end spheres.
     lo = np.full(x.shape, np.inf)
@@ -246,9 +254,7 @@ def make_solid(kind: str, diameter_px: float, rng: np.random.Generator) -> Solid
         aspect = rng.uniform(2.0, 6.0)
         rr = r / np.sqrt(aspect * 0.8)  # keep the projected area near that of the nominal disc
         h = rr * (aspect - 1.0)
-        rot = (
-            near_zone_axis_rotation(rng, 25.0) if rng.random() < 0.8 else random_rotation(rng)
-        )
+        rot = near_zone_axis_rotation(rng, 25.0) if rng.random() < 0.8 else random_rotation(rng)
         u = rot @ np.array([1.0, 0.0, 0.0])
         return Solid("rod", h + rr, axis=u, half_length_px=h, rod_radius_px=rr)
     if kind == "blob":

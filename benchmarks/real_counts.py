@@ -1,0 +1,124 @@
+"""Particle counts on the 33 real supported-catalyst micrographs against the hand-drawn boxes.
+
+The images (../shared/data/supported-catalysts, MIT licence, Genc et al. 2025) are uncalibrated
+JPEG exports, so every image is analysed at a nominal pixel size; counts do not depend on it except
+through the despeckle and marker limits, which are set here in pixels' worth of nm. Particles cut
+by the image border are counted (``edge="flag"``) because the hand boxes include them.
+
+Usage::
+
+    python benchmarks/real_counts.py --segmenter threshold --out benchmarks/results/real_counts_threshold.json
+    python benchmarks/real_counts.py --segmenter model --out benchmarks/results/real_counts_model.json
+
+Prints one row per image (hand count, predicted count, ratio) and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "supported-catalysts"
+
+# Bright-field TEM images (dark particles); the rest are HAADF-STEM (bright particles).
+BRIGHT_FIELD = ("PtC", "Pt_carbon", "PtCo1", "PtCo3")
+
+
+def is_bright_field(name: str) -> bool:
+    return name.startswith(BRIGHT_FIELD)
+
+
+def hand_boxes(name: str) -> np.ndarray:
+    """YOLO boxes (cx, cy, w, h) normalised to the image size."""
+    rows = [line.split() for line in (DATA / "labels" / f"{name}.txt").read_text().splitlines()
+            if line.strip()]
+    return np.array([[float(v) for v in r[1:5]] for r in rows]).reshape(-1, 4)
+
+
+def count_image(name: str, segmenter, params, pixel_size_nm: float) -> dict:
+    from nanomorph.io import Micrograph
+    from nanomorph.pipeline import analyze_micrograph
+
+    path = DATA / "images" / f"{name}.jpg"
+    with Image.open(path) as img:
+        grey = np.asarray(img.convert("L"), dtype=np.float32)
+    micrograph = Micrograph(grey, pixel_size_nm, path, calibration_source="nominal")
+    t0 = time.perf_counter()
+    result = analyze_micrograph(micrograph, segmenter, params)
+    seconds = time.perf_counter() - t0
+    boxes = hand_boxes(name)
+    h, w = grey.shape
+    hand_sizes = np.sqrt(boxes[:, 2] * w * boxes[:, 3] * h)
+    found = result.particles
+    return {
+        "image": name,
+        "modality": "bf" if is_bright_field(name) else "haadf",
+        "shape": [h, w],
+        "hand_count": int(len(boxes)),
+        "predicted_count": int(len(found)),
+        "ratio": float(len(found) / max(len(boxes), 1)),
+        "hand_median_size_px": float(np.median(hand_sizes)) if len(boxes) else None,
+        "predicted_median_feret_px": float(
+            np.median(np.sqrt(found["feret_min_nm"] * found["feret_max_nm"])) / pixel_size_nm
+        ) if len(found) else None,
+        "seconds": seconds,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segmenter", choices=("model", "threshold"), default="model")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--pixel-size", type=float, default=0.1,
+                        help="nominal nm/px (images are uncalibrated; default 0.1)")
+    parser.add_argument("--images", nargs="*", help="subset of image names")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"{DATA} not found: nothing to measure", file=sys.stderr)
+        return 1
+
+    from nanomorph.pipeline import AnalysisParameters, make_segmenter
+
+    gt = pd.read_csv(DATA / "gt_summary.csv")
+    names = args.images or list(gt["image"])
+    params = AnalysisParameters(edge="flag")
+    rows = []
+    for name in names:
+        polarity = "dark" if is_bright_field(name) else "bright"
+        segmenter = make_segmenter(args.segmenter, model=args.model, polarity=polarity)
+        row = count_image(name, segmenter, params, args.pixel_size)
+        rows.append(row)
+        print(f"{name:14s} {row['modality']:5s} hand {row['hand_count']:4d}  "
+              f"found {row['predicted_count']:4d}  ratio {row['ratio']:.2f}  "
+              f"({row['seconds']:.1f} s)", flush=True)
+    ratios = np.array([r["ratio"] for r in rows])
+    within = int(np.sum(np.abs(ratios - 1) <= 0.25))
+    summary = {
+        "segmenter": args.segmenter,
+        "model": args.model,
+        "nominal_pixel_size_nm": args.pixel_size,
+        "n_images": len(rows),
+        "n_within_25_percent": within,
+        "median_ratio": float(np.median(ratios)),
+        "median_abs_log_ratio": float(np.median(np.abs(np.log(np.maximum(ratios, 1e-3))))),
+        "images": rows,
+    }
+    print(f"\n{within} of {len(rows)} images within ±25 % of the hand count; "
+          f"median ratio {summary['median_ratio']:.2f}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""EMD files: Berkeley EMD (HDF5, ``emd_group_type`` groups) and Thermo Fisher Velox EMD,
+both through ncempy (``ncempy.io.emd`` and ``ncempy.io.emdVelox``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._core import Axis, ImageBlock, Refusal, block_from_array
+from .dm import quiet_ncempy
+
+SUFFIXES = (".emd",)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _berkeley(path: Path) -> list[ImageBlock | Refusal]:
+    from ncempy.io import emd
+
+    entries: list[ImageBlock | Refusal] = []
+    with quiet_ncempy(), emd.fileEMD(path, readonly=True) as emd_file:
+        for index, group in enumerate(emd_file.list_emds):
+            label = group.name.split("/")[-1] or str(index)
+            found = emd_file.get_emdgroup(group)
+            if found is None:
+                entries.append(Refusal(label, "its data is not in the EMD layout"))
+                continue
+            data, dims = found
+            axes = []
+            for vector, name, unit in dims:
+                vector = np.asarray(vector, dtype=float)
+                scale = float(vector[1] - vector[0]) if vector.size > 1 else None
+                axes.append(Axis(scale, _text(unit), _text(name)))
+            data = np.asarray(data)
+            if data.ndim >= 2:
+                y, x = axes[-2], axes[-1]
+            else:
+                y, x = Axis(None), axes[-1]
+            frame_axis = axes[0] if data.ndim == 3 else None
+            entries.append(
+                block_from_array(
+                    data,
+                    label,
+                    y,
+                    x,
+                    "berkeley emd dims",
+                    frame_axis=frame_axis,
+                    uncalibrated_reason="the EMD dims carry no length units",
+                )
+            )
+    return entries
+
+
+def _velox(path: Path) -> list[ImageBlock | Refusal]:
+    from ncempy.io import emdVelox
+
+    entries: list[ImageBlock | Refusal] = []
+    with quiet_ncempy(), emdVelox.fileEMDVelox(path) as velox:
+        for index, group in enumerate(velox.list_data):
+            label = group.name.split("/")[-1] or str(index)
+            meta = velox.parseMetaData(group)
+            binary = velox.metaDataJSON.get("BinaryResult", {})
+            # ncempy gives (x, y) in nm when the file says m
+            size_x, size_y = (float(v) for v in meta["pixelSize"])
+            unit_x, unit_y = (str(u) for u in meta["pixelUnit"])
+            # Velox stores images as (rows, columns, frames).
+            data = np.asarray(group["Data"][()])
+            if data.ndim == 3:
+                data = np.moveaxis(data, -1, 0)
+                if data.shape[0] == 1:
+                    data = data[0]
+            entries.append(
+                block_from_array(
+                    data,
+                    label,
+                    Axis(size_y, unit_y, "y"),
+                    Axis(size_x, unit_x, "x"),
+                    "velox emd metadata",
+                    uncalibrated_reason="the Velox metadata carries no pixel size",
+                    extra_raw={
+                        "detector": str(meta.get("detectorName", "")),
+                        "PixelSize": binary.get("PixelSize"),
+                        "PixelUnitX": binary.get("PixelUnitX"),
+                        "PixelUnitY": binary.get("PixelUnitY"),
+                    },
+                )
+            )
+    return entries
+
+
+def read_emd_blocks(path: Path) -> list[ImageBlock | Refusal]:
+    """Every image group of an EMD file, trying Berkeley EMD first and then Velox.
+
+    Parameters
+    ----------
+    path
+        A .emd file.
+
+    Returns
+    -------
+    list
+        One :class:`ImageBlock` per data group (Berkeley) or image (Velox).
+
+    Raises
+    ------
+    OSError, KeyError
+        From h5py/ncempy when the file is neither kind of EMD (wrapped by the public readers).
+    """
+    import h5py
+    from ncempy.io import emd
+
+    with h5py.File(path, "r") as h5:
+        is_velox = "Data" in h5 and "Image" in h5["Data"]
+        has_spectra = "Data" in h5 and any(k != "Image" for k in h5["Data"])
+    if not is_velox:
+        try:
+            return _berkeley(path)
+        except emd.NoEmdDataSets:
+            if has_spectra:
+                return [Refusal("file", "it holds no images (Velox spectra only?)")]
+            return [Refusal("file", "it holds neither Berkeley EMD data groups nor Velox images")]
+    return _velox(path)

@@ -1,0 +1,310 @@
+"""Segmentation metrics: pixel classes (confusion matrix, accuracy, IoU, Dice) and particles.
+
+Class 0 is background, class 1 is particle.  Confusion matrices have the true class along rows
+and the predicted class along columns.  Instances are matched one-to-one (Hungarian assignment on
+IoU) and a pair counts as a match when its IoU is at least the threshold (0.5 by default), as in
+StarDist's ``matching.py``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+CLASS_NAMES = ("background", "particle")
+
+
+class MetricsError(ValueError):
+    """Inputs to a metric that do not fit together."""
+
+
+def _check_same_shape(a: np.ndarray, b: np.ndarray) -> None:
+    if np.shape(a) != np.shape(b):
+        raise MetricsError(f"arrays differ in shape: {np.shape(a)} vs {np.shape(b)}")
+
+
+def confusion_matrix(truth: np.ndarray, prediction: np.ndarray, n_classes: int = 2) -> np.ndarray:
+    """Pixel confusion matrix.
+
+    Parameters
+    ----------
+    truth, prediction : ndarray
+        Class maps of equal shape (bool masks or integers in ``[0, n_classes)``).
+    n_classes : int
+        Number of classes.
+
+    Returns
+    -------
+    ndarray
+        int64 array (n_classes, n_classes); entry [i, j] counts pixels of true class i predicted as j.
+
+    Raises
+    ------
+    MetricsError
+        If the shapes differ.
+    """
+    _check_same_shape(truth, prediction)
+    t = np.asarray(truth).astype(np.int64, copy=False).ravel()
+    p = np.asarray(prediction).astype(np.int64, copy=False).ravel()
+    counts = np.bincount(t * n_classes + p, minlength=n_classes * n_classes)
+    return counts[: n_classes * n_classes].reshape(n_classes, n_classes)
+
+
+def normalized_confusion_matrix(cm: np.ndarray) -> np.ndarray:
+    """Confusion matrix with each row (true class) divided by its total.
+
+    Parameters
+    ----------
+    cm : ndarray
+        From :func:`confusion_matrix`.
+
+    Returns
+    -------
+    ndarray
+        float64; rows of absent classes are NaN.
+    """
+    totals = cm.sum(axis=1, keepdims=True).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, cm / totals, np.nan)
+
+
+def global_accuracy(cm: np.ndarray) -> float:
+    """Fraction of all pixels classified correctly."""
+    total = cm.sum()
+    return float(np.trace(cm) / total) if total else float("nan")
+
+
+def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
+    """Per class, the fraction of its pixels classified correctly (the class recall)."""
+    return np.diag(normalized_confusion_matrix(cm))
+
+
+def iou_per_class(cm: np.ndarray) -> np.ndarray:
+    """Per class, intersection over union (Jaccard index) of the true and predicted pixels."""
+    tp = np.diag(cm).astype(np.float64)
+    union = cm.sum(axis=0) + cm.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
+def dice_per_class(cm: np.ndarray) -> np.ndarray:
+    """Per class, the Dice coefficient (F1 score) of the true and predicted pixels."""
+    tp = np.diag(cm).astype(np.float64)
+    size = cm.sum(axis=0) + cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(size > 0, 2 * tp / size, np.nan)
+
+
+def pixel_metrics(cm: np.ndarray) -> dict[str, object]:
+    """All pixel-level metrics of a confusion matrix, as a JSON-friendly dict.
+
+    Parameters
+    ----------
+    cm : ndarray
+        From :func:`confusion_matrix` (two classes: background, particle).
+
+    Returns
+    -------
+    dict
+        ``global_accuracy``, ``class_accuracy``, ``iou``, ``dice`` (dicts keyed by class name),
+        ``particle_iou``, ``particle_dice``, ``confusion_matrix`` and
+        ``confusion_matrix_normalized`` (nested lists).
+    """
+    names = CLASS_NAMES[: cm.shape[0]]
+
+    def by_class(values: np.ndarray) -> dict[str, float]:
+        return {name: float(v) for name, v in zip(names, values, strict=True)}
+
+    iou, dice = iou_per_class(cm), dice_per_class(cm)
+    return {
+        "global_accuracy": global_accuracy(cm),
+        "class_accuracy": by_class(per_class_accuracy(cm)),
+        "iou": by_class(iou),
+        "dice": by_class(dice),
+        "particle_iou": float(iou[-1]),
+        "particle_dice": float(dice[-1]),
+        "confusion_matrix": cm.tolist(),
+        "confusion_matrix_normalized": normalized_confusion_matrix(cm).tolist(),
+    }
+
+
+class InstanceMatching(NamedTuple):
+    """Result of :func:`match_instances`."""
+
+    iou_threshold: float
+    n_true: int
+    n_predicted: int
+    tp: int
+    fp: int
+    fn: int
+    precision: float
+    recall: float
+    f1: float
+    mean_matched_iou: float
+    #: (true label, predicted label, IoU) of every match.
+    pairs: list[tuple[int, int, float]]
+
+
+def instance_iou_matrix(true_labels: np.ndarray, predicted_labels: np.ndarray) -> np.ndarray:
+    """IoU of every true instance with every predicted instance.
+
+    Parameters
+    ----------
+    true_labels, predicted_labels : ndarray
+        Integer label images of equal shape, 0 = background.
+
+    Returns
+    -------
+    ndarray
+        float64 (max true label + 1, max predicted label + 1); row and column 0 are background.
+    """
+    _check_same_shape(true_labels, predicted_labels)
+    t = np.asarray(true_labels).astype(np.int64, copy=False).ravel()
+    p = np.asarray(predicted_labels).astype(np.int64, copy=False).ravel()
+    n_t, n_p = int(t.max(initial=0)) + 1, int(p.max(initial=0)) + 1
+    overlap = np.bincount(t * n_p + p, minlength=n_t * n_p).reshape(n_t, n_p).astype(np.float64)
+    union = overlap.sum(axis=1, keepdims=True) + overlap.sum(axis=0, keepdims=True) - overlap
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, overlap / union, 0.0)
+
+
+def match_instances(
+    true_labels: np.ndarray, predicted_labels: np.ndarray, iou_threshold: float = 0.5
+) -> InstanceMatching:
+    """Match predicted to true instances one-to-one and count hits and misses.
+
+    Parameters
+    ----------
+    true_labels, predicted_labels : ndarray
+        Integer label images of equal shape, 0 = background.
+    iou_threshold : float
+        A matched pair must have at least this IoU.
+
+    Returns
+    -------
+    InstanceMatching
+        tp (matched pairs), fp (unmatched predictions), fn (unmatched truths), precision, recall,
+        F1, mean IoU of the matches and the pairs themselves.
+
+    Raises
+    ------
+    MetricsError
+        If the shapes differ.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    iou = instance_iou_matrix(true_labels, predicted_labels)
+    true_ids = np.setdiff1d(np.unique(true_labels), [0])
+    pred_ids = np.setdiff1d(np.unique(predicted_labels), [0])
+    pairs: list[tuple[int, int, float]] = []
+    if true_ids.size and pred_ids.size:
+        scores = iou[np.ix_(true_ids, pred_ids)]
+        # Only candidate rows/columns with some overlap above threshold take part: keeps the
+        # assignment small when thousands of particles are present.
+        rows_ok = np.flatnonzero((scores >= iou_threshold).any(axis=1))
+        cols_ok = np.flatnonzero((scores >= iou_threshold).any(axis=0))
+        if rows_ok.size and cols_ok.size:
+            sub = scores[np.ix_(rows_ok, cols_ok)]
+            r, c = linear_sum_assignment(sub, maximize=True)
+            for i, j in zip(r, c, strict=True):
+                if sub[i, j] >= iou_threshold:
+                    pairs.append(
+                        (int(true_ids[rows_ok[i]]), int(pred_ids[cols_ok[j]]), float(sub[i, j]))
+                    )
+    tp = len(pairs)
+    n_true, n_pred = int(true_ids.size), int(pred_ids.size)
+    fp, fn = n_pred - tp, n_true - tp
+    precision = tp / n_pred if n_pred else float("nan")
+    recall = tp / n_true if n_true else float("nan")
+    f1 = 2 * tp / (n_true + n_pred) if (n_true + n_pred) else float("nan")
+    mean_iou = float(np.mean([p[2] for p in pairs])) if pairs else float("nan")
+    return InstanceMatching(
+        iou_threshold, n_true, n_pred, tp, fp, fn, precision, recall, f1, mean_iou, pairs
+    )
+
+
+def equivalent_diameters_nm(labels: np.ndarray, pixel_size_nm: float) -> dict[int, float]:
+    """Equivalent-circle diameter of every labelled region.
+
+    Parameters
+    ----------
+    labels : ndarray
+        Integer label image, 0 = background.
+    pixel_size_nm : float
+        Pixel size in nm.
+
+    Returns
+    -------
+    dict
+        label -> diameter in nm (``2 * sqrt(area / pi)``).
+    """
+    areas = np.bincount(np.asarray(labels).astype(np.int64, copy=False).ravel())
+    ids = np.flatnonzero(areas)
+    ids = ids[ids > 0]
+    return {
+        int(i): float(2.0 * np.sqrt(areas[i] * pixel_size_nm**2 / np.pi)) for i in ids
+    }
+
+
+def diameter_errors(
+    matching: InstanceMatching,
+    predicted_labels: np.ndarray,
+    pixel_size_nm: float,
+    true_particles: pd.DataFrame,
+) -> pd.DataFrame:
+    """Equivalent-diameter error of every matched particle against the true table.
+
+    Parameters
+    ----------
+    matching : InstanceMatching
+        From :func:`match_instances` with the simulator's instance image as truth.
+    predicted_labels : ndarray
+        The predicted instance image used for the matching.
+    pixel_size_nm : float
+        Pixel size in nm.
+    true_particles : DataFrame
+        The simulator's particle table with ``particle_id`` (the instance label) and
+        ``equivalent_diameter_nm`` (from the exact projected area).
+
+    Returns
+    -------
+    DataFrame
+        One row per match: ``particle_id``, ``predicted_label``, ``iou``,
+        ``true_diameter_nm``, ``predicted_diameter_nm``, ``relative_error``
+        ((predicted - true) / true).
+
+    Raises
+    ------
+    MetricsError
+        If the table lacks the needed columns.
+    """
+    missing = {"particle_id", "equivalent_diameter_nm"} - set(true_particles.columns)
+    if missing:
+        raise MetricsError(f"particle table lacks column(s) {sorted(missing)}")
+    truth = dict(
+        zip(
+            true_particles["particle_id"].astype(int),
+            true_particles["equivalent_diameter_nm"].astype(float),
+            strict=True,
+        )
+    )
+    predicted = equivalent_diameters_nm(predicted_labels, pixel_size_nm)
+    rows = []
+    for true_id, pred_id, iou in matching.pairs:
+        if true_id not in truth:
+            continue
+        d_true, d_pred = truth[true_id], predicted[pred_id]
+        rows.append((true_id, pred_id, iou, d_true, d_pred, (d_pred - d_true) / d_true))
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "particle_id",
+            "predicted_label",
+            "iou",
+            "true_diameter_nm",
+            "predicted_diameter_nm",
+            "relative_error",
+        ],
+    )

@@ -1,0 +1,778 @@
+"""Training the segmentation network on simulated micrographs.
+
+The image pool is generated once (``out_dir/cache/``, one ``.npz`` per image seed) and split 60/20/20
+into training, validation and test images by the image seed (``seed % 5``: 0–2 train, 3 validation,
+4 test).  Training tiles are cut from the training images with random scale, rotation (any angle
+or multiples of 90°), flips, gamma, brightness gradient, contrast, blur, noise and polarity
+inversion, then normalised by exactly the function inference uses.  The loss is BCE + soft Dice,
+optimised with AdamW under linear warm-up and cosine decay.  Every ``val_every`` steps the model is
+scored on the validation images with the tiled inference code; the best particle IoU is written as
+a model folder (``out_dir/model``), and a resumable checkpoint (``out_dir/checkpoint.pt``: weights,
+optimiser, scheduler, step, RNG states) is saved.  ``out_dir/log.jsonl`` logs loss and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nanomorph.segment.inference import autocast_context, predict_tiled, resolve_device
+from nanomorph.segment.metrics import confusion_matrix, pixel_metrics
+from nanomorph.segment.model import (
+    DEFAULT_MODEL_NAME,
+    build_model,
+    default_config,
+    save_model_folder,
+)
+from nanomorph.segment.preprocess import (
+    PreprocessConfig,
+    block_mean,
+    downsample_factor,
+    downsample_mask,
+    normalize_image,
+)
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+class TrainingError(ValueError):
+    """A training setting or training data that cannot be used."""
+
+
+@dataclass
+class TrainingSample:
+    """One micrograph with its exact particle mask."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    pixel_size_nm: float
+    scenario: str = ""
+
+
+#: A source of training images: image seed -> sample.  Must be deterministic in the seed.
+SampleSource = Callable[[int], TrainingSample]
+
+
+def simulated_sample(seed: int, shape: tuple[int, int] = (384, 384)) -> TrainingSample:
+    """A simulated micrograph from :func:`nanomorph.simulate.simulate_micrograph`.
+
+    Parameters
+    ----------
+    seed : int
+        Image seed.
+    shape : tuple of int
+        Image shape in pixels.
+
+    Returns
+    -------
+    TrainingSample
+    """
+    from nanomorph.simulate import simulate_micrograph
+
+    sim = simulate_micrograph(seed, shape=shape)
+    return TrainingSample(
+        image=np.asarray(sim.image, dtype=np.float32),
+        mask=np.asarray(sim.mask, dtype=bool),
+        pixel_size_nm=float(sim.pixel_size_nm),
+        scenario=str(sim.scenario),
+    )
+
+
+def split_of_seed(seed: int) -> str:
+    """Data split of an image seed: 60 % train, 20 % validation, 20 % test."""
+    remainder = seed % 5
+    return "train" if remainder < 3 else "validation" if remainder == 3 else "test"
+
+
+@dataclass
+class AugmentConfig:
+    """Ranges of the random augmentations applied to training tiles."""
+
+    scale_range: tuple[float, float] = (0.7, 1.4)
+    arbitrary_rotation_probability: float = 0.5
+    gamma_range: tuple[float, float] = (0.67, 1.5)
+    gamma_probability: float = 0.5
+    gradient_amplitude: float = 0.3
+    gradient_probability: float = 0.5
+    blur_sigma_px: tuple[float, float] = (0.0, 1.5)
+    blur_probability: float = 0.3
+    noise_std_range: tuple[float, float] = (0.0, 0.3)
+    noise_probability: float = 0.5
+    invert_probability: float = 0.5
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting; stored in the checkpoint and in the model's ``config.json``."""
+
+    steps: int = 3000
+    tile_size: int = 256
+    batch_size: int = 8
+    seed: int = 0
+    n_images: int = 500
+    image_shape: tuple[int, int] = (384, 384)
+    arch: str = "deeplabv3plus"
+    encoder: str = "resnet18"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.05
+    final_lr_fraction: float = 0.01
+    dice_weight: float = 1.0
+    val_every: int = 250
+    log_every: int = 10
+    precision: str = "bf16"
+    model_name: str = DEFAULT_MODEL_NAME
+    data_source: str = "nanomorph.simulate.simulate_micrograph"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+
+# ----------------------------------------------------------------------------------------------
+# The image pool
+
+
+def _cache_path(cache_dir: Path, seed: int) -> Path:
+    return cache_dir / f"image_{seed:07d}.npz"
+
+
+def _write_cached_sample(path: Path, sample: TrainingSample) -> None:
+    image = np.asarray(sample.image, dtype=np.float64)
+    low, high = float(image.min()), float(image.max())
+    scaled = (image - low) / (high - low) if high > low else np.zeros_like(image)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(
+        tmp,
+        # 16-bit is finer than any simulated noise and halves the cache and the memory pool.
+        image=np.round(scaled * 65535).astype(np.uint16),
+        mask=np.asarray(sample.mask, dtype=bool),
+        pixel_size_nm=np.float64(sample.pixel_size_nm),
+        scenario=np.str_(sample.scenario),
+    )
+    tmp.replace(path)
+
+
+def _generate_one(source: SampleSource, cache_dir: Path, seed: int) -> None:
+    path = _cache_path(cache_dir, seed)
+    if not path.exists():
+        _write_cached_sample(path, source(seed))
+
+
+def build_image_cache(
+    cache_dir: str | Path,
+    seeds: Sequence[int],
+    source: SampleSource,
+    n_workers: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Generate (once) one ``.npz`` per image seed.
+
+    Parameters
+    ----------
+    cache_dir : str or Path
+        Folder of the cache; images already there are reused.
+    seeds : sequence of int
+        Image seeds.
+    source : callable
+        seed -> :class:`TrainingSample`; must be picklable when ``n_workers > 1``.
+    n_workers : int
+        Processes generating images in parallel.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Path
+        The cache folder.
+    """
+    from tqdm.auto import tqdm
+
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    todo = [s for s in seeds if not _cache_path(cache_dir, s).exists()]
+    if not todo:
+        return cache_dir
+    job = partial(_generate_one, source, cache_dir)
+    bar = tqdm(total=len(todo), desc="simulating training images", disable=not progress)
+    if n_workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(n_workers) as pool:
+            for _ in pool.map(job, todo, chunksize=4):
+                bar.update()
+    else:
+        for seed in todo:
+            job(seed)
+            bar.update()
+    bar.close()
+    return cache_dir
+
+
+@dataclass
+class PoolImage:
+    """A cached image on the network's working grid (resampling rule applied)."""
+
+    seed: int
+    image: np.ndarray  # float16 in [0, 1]
+    mask: np.ndarray  # bool
+    scenario: str
+
+
+def load_pool(
+    cache_dir: str | Path, seeds: Sequence[int], preprocess: PreprocessConfig
+) -> list[PoolImage]:
+    """Load cached images and apply the resampling rule of ``preprocess``.
+
+    Parameters
+    ----------
+    cache_dir : str or Path
+        Made by :func:`build_image_cache`.
+    seeds : sequence of int
+        Image seeds to load.
+    preprocess : PreprocessConfig
+        Resampling settings (the same as at inference).
+
+    Returns
+    -------
+    list of PoolImage
+
+    Raises
+    ------
+    TrainingError
+        If a cached image is missing.
+    """
+    pool = []
+    for seed in seeds:
+        path = _cache_path(Path(cache_dir), seed)
+        if not path.exists():
+            raise TrainingError(f"cached training image {path} is missing")
+        with np.load(path) as data:
+            factor = downsample_factor(float(data["pixel_size_nm"]), preprocess)
+            image = block_mean(data["image"].astype(np.float32) / 65535.0, factor)
+            mask = downsample_mask(data["mask"], factor)
+            pool.append(PoolImage(seed, image.astype(np.float16), mask, str(data["scenario"])))
+    return pool
+
+
+# ----------------------------------------------------------------------------------------------
+# Augmentation
+
+
+def _random_crop(
+    image: np.ndarray, mask: np.ndarray, tile: int, rng: np.random.Generator, aug: AugmentConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a tile with random scale, rotation and flips in one affine resampling."""
+    height, width = image.shape
+    scale = math.exp(rng.uniform(*np.log(aug.scale_range)))
+    if rng.random() < aug.arbitrary_rotation_probability:
+        angle = rng.uniform(0, 2 * math.pi)
+    else:
+        angle = rng.integers(4) * math.pi / 2
+    flip = np.diag([rng.choice([-1.0, 1.0]), rng.choice([-1.0, 1.0])])
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    centre = np.array([rng.uniform(0, width), rng.uniform(0, height)])  # (x, y) in pixels
+    # Output offsets (normalised tile coords * tile/2 px) -> rotated, flipped, scaled source
+    # offsets -> source normalised coordinates (align_corners=False convention).
+    linear = np.diag([2.0 / width, 2.0 / height]) @ rotation @ flip * (tile / 2.0) / scale
+    offset = (2.0 * centre) / np.array([width, height]) - 1.0
+    theta = torch.tensor(np.concatenate([linear, offset[:, None]], axis=1), dtype=torch.float32)
+    grid = F.affine_grid(theta[None], [1, 1, tile, tile], align_corners=False)
+    stacked = torch.from_numpy(np.stack([image.astype(np.float32), mask.astype(np.float32)]))
+    warped = F.grid_sample(
+        stacked[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )[0].numpy()
+    return warped[0], warped[1] >= 0.5
+
+
+def _gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(image, sigma, mode="reflect")
+
+
+def augment_intensity(
+    tile: np.ndarray, rng: np.random.Generator, aug: AugmentConfig
+) -> np.ndarray:
+    """Random gamma, brightness gradient, contrast, blur, noise and inversion of a [0, 1] tile.
+
+    Parameters
+    ----------
+    tile : ndarray
+        2-D float32 tile scaled to about [0, 1].
+    rng : numpy.random.Generator
+        Random source.
+    aug : AugmentConfig
+        Augmentation ranges.
+
+    Returns
+    -------
+    ndarray
+        float32 tile (not normalised).
+    """
+    out = tile.astype(np.float32, copy=True)
+    if rng.random() < aug.gamma_probability:
+        out = np.clip(out, 0, 1) ** np.float32(math.exp(rng.uniform(*np.log(aug.gamma_range))))
+    if rng.random() < aug.gradient_probability:
+        # Uneven illumination: a random linear ramp (plain brightness/contrast changes are undone
+        # by the normalisation, a ramp is not).
+        yy, xx = np.mgrid[0 : out.shape[0], 0 : out.shape[1]].astype(np.float32)
+        direction = rng.uniform(0, 2 * math.pi)
+        ramp = math.cos(direction) * xx / out.shape[1] + math.sin(direction) * yy / out.shape[0]
+        out = out + np.float32(rng.uniform(-1, 1) * aug.gradient_amplitude) * ramp
+    out = out * np.float32(rng.uniform(0.7, 1.4)) + np.float32(rng.uniform(-0.2, 0.2))
+    if rng.random() < aug.blur_probability:
+        out = _gaussian_blur(out, rng.uniform(*aug.blur_sigma_px))
+    if rng.random() < aug.noise_probability:
+        spread = float(np.percentile(out, 99) - np.percentile(out, 1)) or 1.0
+        std = rng.uniform(*aug.noise_std_range) * spread
+        out = out + rng.normal(0.0, std, out.shape).astype(np.float32)
+    if rng.random() < aug.invert_probability:
+        out = -out
+    return out.astype(np.float32, copy=False)
+
+
+def make_batch(
+    pool: Sequence[PoolImage],
+    batch_size: int,
+    tile: int,
+    rng: np.random.Generator,
+    aug: AugmentConfig,
+    preprocess: PreprocessConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of augmented, normalised training tiles and their masks.
+
+    Parameters
+    ----------
+    pool : sequence of PoolImage
+        Training images.
+    batch_size, tile : int
+        Batch size and tile side.
+    rng : numpy.random.Generator
+        Random source.
+    aug : AugmentConfig
+        Augmentation ranges.
+    preprocess : PreprocessConfig
+        Normalisation settings (the same as at inference).
+
+    Returns
+    -------
+    images, masks : torch.Tensor
+        float32 tensors of shape (batch_size, 1, tile, tile).
+    """
+    images, masks = [], []
+    for _ in range(batch_size):
+        item = pool[int(rng.integers(len(pool)))]
+        crop, crop_mask = _random_crop(item.image, item.mask, tile, rng, aug)
+        crop = augment_intensity(crop, rng, aug)
+        images.append(
+            normalize_image(crop, preprocess.low_percentile, preprocess.high_percentile, preprocess.clip)
+        )
+        masks.append(crop_mask)
+    x = torch.from_numpy(np.stack(images)[:, None])
+    y = torch.from_numpy(np.stack(masks)[:, None].astype(np.float32))
+    return x, y
+
+
+# ----------------------------------------------------------------------------------------------
+# Loss, schedule, validation
+
+
+def bce_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Binary cross-entropy plus soft Dice loss over the whole batch.
+
+    Parameters
+    ----------
+    logits, target : torch.Tensor
+        Particle logits and 0/1 targets of equal shape.
+    dice_weight : float
+        Weight of the Dice term.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar.
+    parts : dict
+        ``bce`` and ``dice`` values.
+    """
+    logits = logits.float()
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    dice = 1.0 - (2.0 * (prob * target).sum() + 1.0) / (prob.sum() + target.sum() + 1.0)
+    return bce + dice_weight * dice, {"bce": float(bce.detach()), "dice": float(dice.detach())}
+
+
+def lr_factor(step: int, total_steps: int, warmup_fraction: float, final_fraction: float) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to ``final_fraction``."""
+    warmup = max(1, int(total_steps * warmup_fraction))
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def score_images(
+    model: torch.nn.Module,
+    images: Sequence[PoolImage],
+    preprocess: PreprocessConfig,
+    device: torch.device,
+    precision: str,
+    tile_size: int = 512,
+) -> dict[str, Any]:
+    """Pixel metrics of a model on pool images, overall and per scenario.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    images : sequence of PoolImage
+        Validation or test images (on the working grid).
+    preprocess : PreprocessConfig
+        Normalisation settings.
+    device : torch.device
+        Where the model lives.
+    precision : {"bf16", "fp32"}
+        Inference precision.
+    tile_size : int
+        Inference tile size.
+
+    Returns
+    -------
+    dict
+        :func:`nanomorph.segment.metrics.pixel_metrics` of all images, plus ``by_scenario``.
+    """
+    total = np.zeros((2, 2), dtype=np.int64)
+    by_scenario: dict[str, np.ndarray] = {}
+    for item in images:
+        x = normalize_image(
+            item.image.astype(np.float32),
+            preprocess.low_percentile,
+            preprocess.high_percentile,
+            preprocess.clip,
+        )
+        prob = predict_tiled(
+            model,
+            x,
+            tile_size=tile_size,
+            overlap=64,
+            device=device,
+            precision=precision,
+            channels_last=device.type == "cpu",
+        )
+        cm = confusion_matrix(item.mask, prob >= 0.5)
+        total += cm
+        by_scenario[item.scenario] = by_scenario.get(item.scenario, 0) + cm
+    result = pixel_metrics(total)
+    result["n_images"] = len(images)
+    result["by_scenario"] = {k: pixel_metrics(v) for k, v in sorted(by_scenario.items())}
+    return result
+
+
+def _append_log(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# The training loop
+
+
+def train(
+    out_dir: str | Path,
+    steps: int = 3000,
+    tile_size: int = 256,
+    batch_size: int = 8,
+    seed: int = 0,
+    n_images: int = 500,
+    image_shape: tuple[int, int] = (384, 384),
+    arch: str = "deeplabv3plus",
+    encoder: str = "resnet18",
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    val_every: int = 250,
+    log_every: int = 10,
+    precision: str = "bf16",
+    device: str = "auto",
+    n_threads: int | None = 2,
+    n_workers: int = 1,
+    resume: bool = True,
+    progress: bool = True,
+    model_name: str = DEFAULT_MODEL_NAME,
+    sample_source: SampleSource | None = None,
+    augment: AugmentConfig | None = None,
+    preprocess: PreprocessConfig | None = None,
+    stop_after_steps: int | None = None,
+) -> dict[str, Any]:
+    """Train the segmentation network on simulated micrographs.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Run folder: ``cache/`` (image pool), ``checkpoint.pt`` (resumable state), ``log.jsonl``
+        (loss and metrics), ``model/`` (the best model folder, ready for ``resources/models``).
+    steps : int
+        Optimiser steps in total.
+    tile_size, batch_size : int
+        Training tile side (a multiple of 32) and tiles per step.
+    seed : int
+        Seeds the image pool (image seeds ``seed * n_images ... + n_images - 1``), the weights and
+        the augmentation.
+    n_images : int
+        Images in the pool, split 60/20/20 into train/validation/test by image seed.
+    image_shape : tuple of int
+        Shape of each simulated image (larger than the tile, so crops vary).
+    arch, encoder : str
+        Network (see :func:`nanomorph.segment.model.build_model`).
+    lr, weight_decay : float
+        AdamW peak learning rate and weight decay.
+    val_every, log_every : int
+        Steps between validations (and checkpoints) and between log lines.
+    precision : {"bf16", "fp32"}
+        Autocast precision for forward passes.
+    device : {"auto", "cpu", "cuda"}
+        Where to train.
+    n_threads : int or None
+        ``torch.set_num_threads`` value (None leaves it).
+    n_workers : int
+        Processes simulating the pool.
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt`` when present.
+    progress : bool
+        Show progress bars.
+    model_name : str
+        Name written into the model folder's config.
+    sample_source : callable, optional
+        seed -> :class:`TrainingSample`; default: :func:`simulated_sample` with ``image_shape``.
+    augment : AugmentConfig, optional
+        Augmentation ranges.
+    preprocess : PreprocessConfig, optional
+        Normalisation, polarity and resampling settings shared with inference.
+    stop_after_steps : int, optional
+        Save a checkpoint and return after this many steps in this call (a later call with
+        ``resume=True`` continues); the schedule still spans ``steps``.
+
+    Returns
+    -------
+    dict
+        ``finished`` (False when stopped early), ``steps`` done, ``model_dir``, ``best_step``,
+        ``best_val_particle_iou`` and, when finished, ``test`` metrics of the best model on the
+        test split.
+
+    Raises
+    ------
+    TrainingError
+        If the settings are inconsistent or a checkpoint belongs to a different run.
+    """
+    from tqdm.auto import tqdm
+
+    if tile_size % 32:
+        raise TrainingError(f"tile_size must be a multiple of 32, got {tile_size}")
+    if n_images < 5:
+        raise TrainingError(f"n_images must be at least 5 for a 60/20/20 split, got {n_images}")
+    if n_threads:
+        torch.set_num_threads(n_threads)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings = TrainConfig(
+        steps=steps,
+        tile_size=tile_size,
+        batch_size=batch_size,
+        seed=seed,
+        n_images=n_images,
+        image_shape=tuple(image_shape),
+        arch=arch,
+        encoder=encoder,
+        lr=lr,
+        weight_decay=weight_decay,
+        val_every=val_every,
+        log_every=log_every,
+        precision=precision,
+        model_name=model_name,
+        augment=augment or AugmentConfig(),
+        preprocess=preprocess or PreprocessConfig(),
+    )
+    if sample_source is None:
+        sample_source = partial(simulated_sample, shape=tuple(image_shape))
+    else:
+        settings.data_source = getattr(sample_source, "__name__", repr(sample_source))
+    device_ = resolve_device(device)
+
+    # Image pool and split.
+    image_seeds = [seed * n_images + i for i in range(n_images)]
+    cache_dir = out_dir / "cache" / f"{image_shape[0]}x{image_shape[1]}"
+    build_image_cache(cache_dir, image_seeds, sample_source, n_workers=n_workers, progress=progress)
+    split = {name: [s for s in image_seeds if split_of_seed(s) == name] for name in SPLITS}
+    train_pool = load_pool(cache_dir, split["train"], settings.preprocess)
+    val_pool = load_pool(cache_dir, split["validation"], settings.preprocess)
+
+    # Model, optimiser, schedule.
+    torch.manual_seed(seed)
+    model = build_model(arch, encoder).to(device_)
+    if device_.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        partial(
+            lr_factor,
+            total_steps=steps,
+            warmup_fraction=settings.warmup_fraction,
+            final_fraction=settings.final_lr_fraction,
+        ),
+    )
+    rng = np.random.default_rng([seed, 1])
+    step, best_iou, best_step = 0, -1.0, -1
+    checkpoint_path = out_dir / "checkpoint.pt"
+    log_path = out_dir / "log.jsonl"
+    model_dir = out_dir / "model"
+    settings_dict = asdict(settings)
+    if resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device_, weights_only=False)
+        saved = state["settings"]
+        for key in ("steps", "tile_size", "batch_size", "seed", "n_images", "arch", "encoder"):
+            if saved[key] != settings_dict[key]:
+                raise TrainingError(
+                    f"checkpoint {checkpoint_path} was made with {key}={saved[key]!r}, not "
+                    f"{settings_dict[key]!r}; use another out_dir or resume=False"
+                )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        step, best_iou, best_step = state["step"], state["best_iou"], state["best_step"]
+        logger.info("resumed from %s at step %d", checkpoint_path, step)
+    elif log_path.exists():
+        log_path.unlink()
+
+    def save_checkpoint() -> None:
+        tmp = checkpoint_path.with_suffix(".tmp")
+        torch.save(
+            {
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "best_iou": best_iou,
+                "best_step": best_step,
+                "settings": settings_dict,
+            },
+            tmp,
+        )
+        tmp.replace(checkpoint_path)
+
+    def model_config() -> dict[str, Any]:
+        config = default_config(model_name, arch, encoder, settings.preprocess)
+        config["training"] = {**settings_dict, "best_step": best_step}
+        return config
+
+    model.train()
+    start, first_step = time.perf_counter(), step
+    bar = tqdm(total=steps, initial=step, desc="training", disable=not progress)
+    running: list[float] = []
+    while step < steps:
+        x, y = make_batch(
+            train_pool, batch_size, tile_size, rng, settings.augment, settings.preprocess
+        )
+        x, y = x.to(device_), y.to(device_)
+        if device_.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast_context(device_, precision):
+            logits = model(x)
+        loss, parts = bce_dice_loss(logits, y, settings.dice_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        running.append(float(loss.detach()))
+        bar.update()
+        if step % log_every == 0 or step == steps:
+            record = {
+                "kind": "train",
+                "step": step,
+                "loss": float(np.mean(running)),
+                **parts,
+                "lr": scheduler.get_last_lr()[0],
+                "elapsed_s": round(time.perf_counter() - start, 2),
+            }
+            _append_log(log_path, record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}")
+            running = []
+        if step % val_every == 0 or step == steps:
+            scores = score_images(model, val_pool, settings.preprocess, device_, precision)
+            model.train()
+            iou = scores["particle_iou"]
+            _append_log(
+                log_path,
+                {
+                    "kind": "validation",
+                    "step": step,
+                    "particle_iou": iou,
+                    "particle_dice": scores["particle_dice"],
+                    "global_accuracy": scores["global_accuracy"],
+                    "by_scenario": {
+                        k: v["particle_iou"] for k, v in scores["by_scenario"].items()
+                    },
+                },
+            )
+            if iou > best_iou:
+                best_iou, best_step = iou, step
+                save_model_folder(model, model_dir, model_config(), {"validation": scores})
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", val_iou=f"{iou:.3f}")
+            save_checkpoint()
+        if stop_after_steps is not None and step - first_step >= stop_after_steps and step < steps:
+            save_checkpoint()
+            break
+    bar.close()
+    if step < steps:
+        return {
+            "finished": False,
+            "steps": step,
+            "model_dir": str(model_dir),
+            "best_step": best_step,
+            "best_val_particle_iou": best_iou,
+        }
+
+    # Final: score the best model on the held-out test split.
+    from nanomorph.segment.model import load_model
+
+    best_model, _ = load_model(model_dir)
+    best_model = best_model.to(device_)
+    test_pool = load_pool(cache_dir, split["test"], settings.preprocess)
+    test_scores = score_images(best_model, test_pool, settings.preprocess, device_, precision)
+    existing = json.loads((model_dir / "metrics.json").read_text())
+    metrics = {
+        "best_step": best_step,
+        "test": test_scores,
+        "validation": existing.get("validation", {}),
+        "n_images": {name: len(seeds) for name, seeds in split.items()},
+    }
+    save_model_folder(best_model, model_dir, model_config(), metrics)
+    _append_log(
+        log_path,
+        {"kind": "test", "step": best_step, "particle_iou": test_scores["particle_iou"]},
+    )
+    return {
+        "finished": True,
+        "steps": step,
+        "model_dir": str(model_dir),
+        "best_step": best_step,
+        "best_val_particle_iou": best_iou,
+        "test": test_scores,
+    }

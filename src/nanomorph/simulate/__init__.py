@@ -1,0 +1,27 @@
+"""Synthetic TEM / HAADF-STEM micrographs of metal nanoparticles with exact ground truth.
+
+`simulate_micrograph` makes one image with its semantic mask, instance labels and particle table;
+`write_dataset` writes many to disk (the ``nanomorph simulate`` command).
+"""
+
+from nanomorph.simulate.dataset import write_dataset
+from nanomorph.simulate.micrograph import (
+    PARTICLE_TABLE_COLUMNS,
+    SimulatedMicrograph,
+    SimulationParameterError,
+    simulate_micrograph,
+)
+from nanomorph.simulate.scenarios import MIXTURE_WEIGHTS, SCENARIOS, UnknownScenarioError
+from nanomorph.simulate.shapes import SHAPES
+
+__all__ = [
+    "MIXTURE_WEIGHTS",
+    "PARTICLE_TABLE_COLUMNS",
+    "SCENARIOS",
+    "SHAPES",
+    "SimulatedMicrograph",
+    "SimulationParameterError",
+    "UnknownScenarioError",
+    "simulate_micrograph",
+    "write_dataset",
+]

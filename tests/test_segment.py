@@ -1,0 +1,330 @@
+"""Network segmenter: model folder, preprocessing, tiled inference, metrics and evaluation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from skimage.draw import disk
+
+torch = pytest.importorskip("torch")
+
+import nanomorph.segment.evaluate as evaluate_module  # noqa: E402
+from nanomorph.segment import metrics  # noqa: E402
+from nanomorph.segment.inference import (  # noqa: E402
+    NetworkSegmenter,
+    hann_window_2d,
+    predict_tiled,
+    tile_origins,
+)
+from nanomorph.segment.model import (  # noqa: E402
+    ModelNotFoundError,
+    build_model,
+    default_config,
+    load_segmenter,
+    save_model_folder,
+)
+from nanomorph.segment.preprocess import (  # noqa: E402
+    PreprocessConfig,
+    PreprocessError,
+    apply_polarity,
+    block_mean,
+    downsample_factor,
+    normalize_image,
+    upsample_to,
+)
+
+
+@pytest.fixture(scope="module")
+def small_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model("deeplabv3plus", "resnet18").eval()
+
+
+def disk_image(shape=(100, 150), centres=((30, 40), (70, 110)), radius=12):
+    mask = np.zeros(shape, bool)
+    for centre in centres:
+        rr, cc = disk(centre, radius, shape=shape)
+        mask[rr, cc] = True
+    image = np.where(mask, 0.3, 1.0).astype(np.float32)
+    return image, mask
+
+
+# ---------------------------------------------------------------------------------------------
+# model and model folder
+
+
+def test_build_model_maps_one_channel_to_one_logit(small_model):
+    with torch.inference_mode():
+        out = small_model(torch.zeros(2, 1, 64, 96))
+    assert out.shape == (2, 1, 64, 96)
+
+
+def test_build_model_rejects_unknown_encoder():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("deeplabv3plus", "no-such-encoder")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_model_folder_round_trip_gives_the_same_probabilities(small_model, tmp_path, dtype):
+    image, _ = disk_image()
+    config = default_config("test-model")
+    config["inference"]["tile_size"] = 128
+    save_model_folder(small_model, tmp_path / "m", config, {"test": {"particle_iou": 0.5}}, dtype)
+    loaded = load_segmenter(tmp_path / "m", device="cpu", precision="fp32")
+    reference_model = build_model().eval()
+    state = {
+        k: v.to(dtype).to(v.dtype) if v.is_floating_point() else v
+        for k, v in small_model.state_dict().items()
+    }
+    reference_model.load_state_dict(state)
+    reference = NetworkSegmenter(reference_model, config, device="cpu", precision="fp32")
+    np.testing.assert_allclose(
+        loaded.predict_proba(image, 1.0), reference.predict_proba(image, 1.0), atol=1e-6
+    )
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["test"]["particle_iou"] == 0.5
+    saved_config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved_config["architecture"] == "deeplabv3plus"
+    assert saved_config["preprocess"]["polarity"] == "both"
+    assert saved_config["weights_dtype"] == str(dtype).removeprefix("torch.")
+
+
+def test_load_segmenter_finds_models_by_name_via_env_var(small_model, tmp_path, monkeypatch):
+    save_model_folder(small_model, tmp_path / "models" / "my-model", default_config("my-model"))
+    monkeypatch.setenv("NANOMORPH_MODELS", str(tmp_path / "models"))
+    assert load_segmenter("my-model", device="cpu").name == "my-model"
+
+
+def test_load_segmenter_names_the_missing_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("NANOMORPH_MODELS", str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="no-such-model"):
+        load_segmenter("no-such-model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotFoundError, match="model.safetensors"):
+        load_segmenter(tmp_path / "empty")
+
+
+def test_importing_segment_does_not_import_torch():
+    code = "import sys, nanomorph.segment; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------------------
+# preprocessing
+
+
+def test_normalize_maps_percentiles_and_ignores_gain_and_offset():
+    image = np.random.default_rng(0).uniform(0, 100, (64, 64)).astype(np.float32)
+    out = normalize_image(image)
+    low, high = np.percentile(out, [1, 99])
+    assert low == pytest.approx(-1, abs=0.02) and high == pytest.approx(1, abs=0.02)
+    np.testing.assert_allclose(normalize_image(image * 37.0 + 1000.0), out, atol=1e-4)
+
+
+def test_normalize_handles_flat_and_non_finite_images():
+    assert not normalize_image(np.full((8, 8), 5.0)).any()
+    image = np.arange(64, dtype=np.float32).reshape(8, 8)
+    image[0, 0] = np.nan
+    assert np.isfinite(normalize_image(image)).all()
+    with pytest.raises(PreprocessError, match="2-D"):
+        normalize_image(np.zeros((2, 2, 2)))
+
+
+def test_polarity_inverts_only_when_model_and_image_differ():
+    x = np.array([[-1.0, 1.0]], np.float32)
+    assert apply_polarity(x, "both", "bright") is x
+    assert apply_polarity(x, "dark", "auto") is x
+    np.testing.assert_array_equal(apply_polarity(x, "dark", "bright"), -x)
+    with pytest.raises(PreprocessError, match="sideways"):
+        apply_polarity(x, "dark", "sideways")
+
+
+@pytest.mark.parametrize(
+    ("pixel_size_nm", "factor"), [(0.02, 5), (0.05, 2), (0.07, 1), (0.1, 1), (2.0, 1), (0.001, 16)]
+)
+def test_downsample_factor_keeps_working_pixel_size_at_most_the_minimum(pixel_size_nm, factor):
+    assert downsample_factor(pixel_size_nm, PreprocessConfig()) == factor
+
+
+def test_downsample_factor_rejects_bad_pixel_size():
+    with pytest.raises(PreprocessError, match="pixel_size_nm"):
+        downsample_factor(0.0, PreprocessConfig())
+
+
+def test_block_mean_and_upsample_round_trip_a_smooth_image():
+    yy, xx = np.mgrid[0:50, 0:70].astype(np.float32)
+    image = 0.01 * yy + 0.02 * xx
+    small = block_mean(image, 4)
+    assert small.shape == (13, 18)
+    assert small[0, 0] == pytest.approx(image[:4, :4].mean())
+    back = upsample_to(small, image.shape, 4)
+    assert back.shape == image.shape
+    # Exact for a linear ramp away from the padded last blocks.
+    np.testing.assert_allclose(back[2:46, 2:66], image[2:46, 2:66], atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# tiled inference
+
+
+class PixelwiseModel(torch.nn.Module):
+    """Output depends on each pixel alone, so any tiling must reproduce it exactly."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 3.0 * x
+
+
+def test_tiles_cover_the_extent_with_the_overlap():
+    origins = tile_origins(300, 64, 16)
+    assert origins[0] == 0 and origins[-1] == 300 - 64
+    assert all(b - a <= 64 - 16 for a, b in zip(origins, origins[1:], strict=False))
+    assert hann_window_2d(8).min() > 0
+
+
+@pytest.mark.parametrize("shape", [(100, 150), (20, 7), (257, 64)])
+def test_tiled_blending_is_exact_for_a_pixelwise_model(shape):
+    image = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    prob = predict_tiled(PixelwiseModel(), image, tile_size=64, overlap=24, precision="fp32")
+    np.testing.assert_allclose(prob, 1 / (1 + np.exp(-3.0 * image)), atol=1e-5)
+
+
+def test_tiled_inference_matches_untiled_inference(small_model):
+    image, _ = disk_image()
+    x = normalize_image(image)
+    whole = predict_tiled(small_model, x, tile_size=256, overlap=64, precision="fp32")
+    tiled = predict_tiled(small_model, x, tile_size=64, overlap=32, batch_size=3, precision="fp32")
+    assert whole.shape == tiled.shape == image.shape
+    spread = whole.max() - whole.min()
+    assert np.abs(whole - tiled).mean() < 0.1 * spread
+
+
+def test_bf16_inference_is_close_to_fp32(small_model):
+    x = normalize_image(disk_image()[0])
+    fp32 = predict_tiled(small_model, x, tile_size=128, precision="fp32")
+    bf16 = predict_tiled(small_model, x, tile_size=128, precision="bf16")
+    assert np.abs(fp32 - bf16).max() < 0.02
+
+
+def test_segmenter_returns_input_shape_for_resampled_images(small_model):
+    segmenter = NetworkSegmenter(small_model, default_config(), device="cpu")
+    image = disk_image((90, 70))[0]
+    prob = segmenter.predict_proba(image, pixel_size_nm=0.02)  # downsampled by 5 inside
+    assert prob.shape == image.shape and prob.dtype == np.float32
+    assert 0 <= prob.min() and prob.max() <= 1
+    assert segmenter(image, 0.02).dtype == bool
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics
+
+
+def test_pixel_metrics_on_a_known_confusion():
+    truth = np.array([[1, 1, 0, 0]], bool)
+    pred = np.array([[1, 0, 1, 0]], bool)
+    cm = metrics.confusion_matrix(truth, pred)
+    np.testing.assert_array_equal(cm, [[1, 1], [1, 1]])
+    truth = np.array([1, 1, 1, 0, 0, 0, 0, 0], bool)
+    pred = np.array([1, 1, 0, 1, 0, 0, 0, 0], bool)
+    cm = metrics.confusion_matrix(truth, pred)
+    np.testing.assert_array_equal(cm, [[4, 1], [1, 2]])
+    assert metrics.global_accuracy(cm) == pytest.approx(6 / 8)
+    np.testing.assert_allclose(metrics.per_class_accuracy(cm), [4 / 5, 2 / 3])
+    np.testing.assert_allclose(metrics.iou_per_class(cm), [4 / 6, 2 / 4])
+    np.testing.assert_allclose(metrics.dice_per_class(cm), [8 / 10, 4 / 6])
+    summary = metrics.pixel_metrics(cm)
+    assert summary["particle_iou"] == pytest.approx(0.5)
+    assert summary["confusion_matrix_normalized"][1] == pytest.approx([1 / 3, 2 / 3])
+
+
+def test_instance_matching_counts_hits_misses_and_false_alarms():
+    shape = (80, 80)
+    truth = np.zeros(shape, np.int32)
+    pred = np.zeros(shape, np.int32)
+    truth[disk((20, 20), 8, shape=shape)] = 1
+    truth[disk((60, 60), 8, shape=shape)] = 2  # missed
+    pred[disk((21, 20), 8, shape=shape)] = 5  # shifted by 1 px: IoU well above 0.5
+    pred[disk((20, 60), 6, shape=shape)] = 7  # false alarm
+    match = metrics.match_instances(truth, pred)
+    assert (match.tp, match.fp, match.fn) == (1, 1, 1)
+    assert match.precision == 0.5 and match.recall == 0.5 and match.f1 == 0.5
+    assert match.pairs[0][:2] == (1, 5) and match.pairs[0][2] > 0.8
+
+
+def test_instance_matching_rejects_pairs_below_the_iou_threshold():
+    truth = np.zeros((40, 40), np.int32)
+    pred = np.zeros((40, 40), np.int32)
+    truth[10:20, 10:20] = 1
+    pred[10:20, 15:25] = 1  # IoU 50 / 150
+    assert metrics.match_instances(truth, pred).tp == 0
+    assert metrics.match_instances(truth, pred, iou_threshold=0.3).tp == 1
+
+
+def test_diameter_errors_against_the_true_table():
+    shape = (100, 100)
+    truth = np.zeros(shape, np.int32)
+    truth[disk((50, 50), 20, shape=shape)] = 3
+    pred = np.zeros(shape, np.int32)
+    pred[disk((50, 50), 22, shape=shape)] = 1
+    table = pd.DataFrame({"particle_id": [3], "equivalent_diameter_nm": [2 * 20 * 0.5]})
+    errors = metrics.diameter_errors(metrics.match_instances(truth, pred), pred, 0.5, table)
+    assert len(errors) == 1
+    assert errors["relative_error"].iloc[0] == pytest.approx(0.1, abs=0.01)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+
+
+def _disk_dataset():
+    items = []
+    for i, scenario in enumerate(["isolated", "isolated", "haadf"]):
+        image, mask = disk_image(centres=((30, 40 + i), (70, 110)))
+        from skimage.measure import label
+
+        instances = label(mask).astype(np.uint32)
+        table = pd.DataFrame(
+            {"particle_id": [1, 2], "equivalent_diameter_nm": [2 * 12 * 0.5] * 2}
+        )
+        items.append(SimpleNamespace(image=image, mask=mask, instances=instances,
+                                     particles=table, pixel_size_nm=0.5, scenario=scenario))
+    return items
+
+
+def test_evaluate_scores_any_callable_and_writes_reports(tmp_path):
+    result = evaluate_module.evaluate(
+        lambda image, pixel_size_nm: image < 0.5,
+        dataset=_disk_dataset(),
+        out_dir=tmp_path,
+        name="perfect",
+        progress=False,
+    )
+    assert set(result["scenarios"]) == {"isolated", "haadf"}
+    assert result["scenarios"]["isolated"]["n_images"] == 2
+    overall = result["overall"]
+    assert overall["pixel"]["particle_iou"] == 1.0
+    assert overall["instance"]["recall"] == 1.0 and overall["instance"]["precision"] == 1.0
+    # Rasterised disks of radius 12 have about 2 % more area than the true circle.
+    assert abs(overall["diameter"]["mean_relative_error"]) < 0.03
+    for name in ("metrics.json", "per_image.csv", "confusion_isolated.png", "confusion_haadf.json"):
+        assert (tmp_path / name).is_file()
+
+    empty = evaluate_module.evaluate(
+        lambda image, pixel_size_nm: np.zeros(image.shape, bool),
+        dataset=_disk_dataset(),
+        progress=False,
+    )
+    assert empty["overall"]["instance"]["recall"] == 0.0
+    assert empty["overall"]["pixel"]["particle_iou"] == 0.0
+
+
+def test_evaluate_rejects_a_mask_of_the_wrong_shape():
+    with pytest.raises(evaluate_module.EvaluationError, match="shape"):
+        evaluate_module.evaluate(
+            lambda image, px: np.zeros((3, 3), bool), dataset=_disk_dataset(), progress=False
+        )

@@ -1,0 +1,199 @@
+"""Tests of the micrograph simulator: exact labels, physics polarity, determinism, files."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from PIL import Image
+
+from nanomorph.simulate import (
+    PARTICLE_TABLE_COLUMNS,
+    SCENARIOS,
+    SimulationParameterError,
+    UnknownScenarioError,
+    simulate_micrograph,
+    write_dataset,
+)
+from nanomorph.simulate.raster import rasterize
+from nanomorph.simulate.shapes import SHAPES, Solid, make_solid
+
+CLEAN = dict(
+    contamination_count=0,
+    residue_fraction=0.0,
+    halo_strength=0.0,
+    support_strength=0.0,
+    hole=False,
+    jpeg_quality=None,
+    output_dtype="float32",
+    dose=1e4,
+    illumination_strength=0.0,
+)
+
+
+def test_same_seed_same_micrograph_and_different_seed_differs() -> None:
+    a = simulate_micrograph(7, (64, 64), scenario="mixed")
+    b = simulate_micrograph(7, (64, 64), scenario="mixed")
+    c = simulate_micrograph(8, (64, 64), scenario="mixed")
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.instances, b.instances)
+    pd.testing.assert_frame_equal(a.particles, b.particles)
+    assert a.params == b.params
+    assert not np.array_equal(a.image, c.image)
+
+
+@pytest.mark.parametrize("scenario", [*SCENARIOS, None])
+def test_every_scenario_gives_consistent_arrays(scenario: str | None) -> None:
+    sim = simulate_micrograph(1, (72, 80), scenario=scenario)
+    assert sim.image.shape == sim.mask.shape == sim.instances.shape == (72, 80)
+    assert sim.image.dtype == np.float32 and np.isfinite(sim.image).all()
+    assert sim.mask.dtype == bool and sim.instances.dtype == np.uint32
+    assert list(sim.particles.columns) == list(PARTICLE_TABLE_COLUMNS)
+    assert sim.modality in ("bf", "haadf")
+    assert sim.scenario in SCENARIOS
+    assert 0.02 <= sim.pixel_size_nm <= 10
+    # the instance map covers exactly the mask, and every id in it is in the table
+    np.testing.assert_array_equal(sim.instances > 0, sim.mask)
+    ids = set(np.unique(sim.instances)) - {0}
+    assert ids <= set(sim.particles["particle_id"])
+
+
+def test_sphere_area_matches_pi_r_squared() -> None:
+    # 10 nm spheres at 1 nm/px: the table's area is the analytic projected area and the
+    # mask is within the quantisation error of a 10 px disc
+    checked = 0
+    for seed in range(6):
+        sim = simulate_micrograph(
+            seed,
+            (64, 64),
+            pixel_size_nm=1.0,
+            scenario="isolated",
+            shape_weights={"sphere": 1.0},
+            diameter_median_nm=10.0,
+            diameter_cv=0.0,
+            n_particles=1,
+        )
+        row = sim.particles.iloc[0]
+        if row["touches_edge"]:
+            continue
+        checked += 1
+        assert row["area_nm2"] == pytest.approx(np.pi * 25.0, abs=0.3)
+        assert row["equivalent_diameter_nm"] == pytest.approx(10.0, abs=0.02)
+        assert abs(sim.mask.sum() - np.pi * 25.0) <= 0.2 * np.pi * 10.0
+    assert checked >= 3
+
+
+def test_rasterized_face_on_cube_is_an_exact_square() -> None:
+    normals = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1.0]])
+    cube = Solid("cube", 12.0, normals=normals, offsets=np.full(6, 5.0))  # 10 px side
+    fp = rasterize(cube, 20.25, 15.6)
+    assert fp.coverage.sum() == pytest.approx(100.0, abs=0.05)
+    inside = fp.coverage == 1.0
+    np.testing.assert_allclose(fp.thickness_px[inside], 10.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", SHAPES)
+def test_every_shape_renders_near_its_nominal_size(kind: str) -> None:
+    solid = make_solid(kind, 20.0, np.random.default_rng(3))
+    fp = rasterize(solid, 30.5, 30.5)
+    eq_diameter = 2 * np.sqrt(fp.coverage.sum() / np.pi)
+    assert 10.0 < eq_diameter < 32.0
+    assert fp.coverage[0].max() == 0 and fp.coverage[-1].max() == 0  # crop holds the particle
+    assert fp.coverage[:, 0].max() == 0 and fp.coverage[:, -1].max() == 0
+
+
+@pytest.mark.parametrize("modality", ["bf", "haadf"])
+def test_polarity_dark_particles_in_bright_field_bright_in_haadf(modality: str) -> None:
+    for seed in range(3):
+        sim = simulate_micrograph(seed, (96, 96), scenario="isolated", modality=modality, **CLEAN)
+        inside = sim.image[sim.mask].mean()
+        outside = sim.image[~sim.mask].mean()
+        assert (inside < outside) if modality == "bf" else (inside > outside)
+
+
+def test_labels_do_not_depend_on_imaging_conditions() -> None:
+    # blur, defocus rims, noise and detector never move the label: it is the projected edge
+    a = simulate_micrograph(5, (64, 64), scenario="faceted")
+    b = simulate_micrograph(
+        5, (64, 64), scenario="faceted", psf_sigma_px=3.0, fresnel_amplitude=2.0, dose=2.0
+    )
+    np.testing.assert_array_equal(a.mask, b.mask)
+    assert not np.array_equal(a.image, b.image)
+
+
+def test_particle_table_agrees_with_instances() -> None:
+    sim = simulate_micrograph(
+        2, (128, 128), pixel_size_nm=0.5, scenario="isolated", diameter_median_nm=6.0
+    )
+    px = sim.pixel_size_nm
+    lone = sim.particles[~sim.particles["overlaps"]]
+    assert len(lone) >= 3
+    for row in lone.itertuples():
+        rr, cc = np.nonzero(sim.instances == row.particle_id)
+        perimeter_px = np.pi * row.equivalent_diameter_nm / px
+        assert abs(rr.size * px * px - row.area_nm2) <= 0.25 * perimeter_px * px * px + px * px
+        assert (cc.mean() + 0.5) * px == pytest.approx(row.centroid_x_nm, abs=0.5 * px)
+        assert (rr.mean() + 0.5) * px == pytest.approx(row.centroid_y_nm, abs=0.5 * px)
+
+
+def test_overlapping_scenario_flags_overlaps_and_upper_particle_wins() -> None:
+    sim = simulate_micrograph(4, (128, 128), scenario="overlapping", overlap_allowed=True)
+    assert sim.particles["overlaps"].any()
+    # a particle hidden under others keeps its true area in the table but fewer pixels
+    counts = np.bincount(sim.instances.ravel(), minlength=len(sim.particles) + 1)
+    px2 = sim.pixel_size_nm**2
+    overl = sim.particles[sim.particles["overlaps"]]
+    assert any(counts[r.particle_id] * px2 < r.area_nm2 * 0.9 for r in overl.itertuples())
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(UnknownScenarioError, match="nonsense"):
+        simulate_micrograph(0, (32, 32), scenario="nonsense")
+    with pytest.raises(SimulationParameterError, match="not_a_setting"):
+        simulate_micrograph(0, (32, 32), not_a_setting=1)
+    with pytest.raises(SimulationParameterError, match="pixel_size_nm"):
+        simulate_micrograph(0, (32, 32), pixel_size_nm=-1.0)
+
+
+def _digest(folder) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_write_dataset_round_trip_and_is_reproducible(tmp_path) -> None:
+    from nanomorph.io import read_micrographs
+
+    out = write_dataset(tmp_path / "a", 3, seed=11, shape=(48, 64), scenarios=["haadf", "isolated"])
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert list(manifest["scenario"]) == ["haadf", "isolated", "haadf"]
+    for i, row in manifest.iterrows():
+        child = np.random.SeedSequence(11).spawn(3)[i]
+        sim = simulate_micrograph(child, (48, 64), scenario=row["scenario"])
+        mic = read_micrographs(out / row["image"])[0]
+        assert mic.pixel_size_nm == pytest.approx(sim.pixel_size_nm, rel=1e-6)
+        np.testing.assert_allclose(mic.image, sim.image, rtol=1e-6)
+        np.testing.assert_array_equal(np.asarray(Image.open(out / row["mask"])) > 0, sim.mask)
+        np.testing.assert_array_equal(tifffile.imread(out / row["instances"]), sim.instances)
+        table = pd.read_csv(out / row["particles"])
+        assert len(table) == len(sim.particles) == row["n_particles"]
+    again = write_dataset(
+        tmp_path / "b", 3, seed=11, shape=(48, 64), scenarios=["haadf", "isolated"]
+    )
+    assert _digest(out) == _digest(again)
+
+
+def test_write_dataset_dm3(tmp_path) -> None:
+    pytest.importorskip("nionswift_plugin")
+    from nanomorph.io import read_micrographs
+
+    out = write_dataset(tmp_path, 1, seed=0, shape=(32, 32), scenarios="isolated", fmt="dm3")
+    mic = read_micrographs(out / "images" / "sim_000000.dm3")[0]
+    sim = simulate_micrograph(np.random.SeedSequence(0).spawn(1)[0], (32, 32), scenario="isolated")
+    assert mic.pixel_size_nm == pytest.approx(sim.pixel_size_nm, rel=1e-5)
+    np.testing.assert_allclose(mic.image, sim.image, rtol=1e-6)

@@ -1,0 +1,148 @@
+"""Training loop: loss goes down, the best model folder and checkpoint are written, resume works.
+
+Runs on tiny synthetic disk images (not the simulator) with a small network so it takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from skimage.draw import disk
+
+torch = pytest.importorskip("torch")
+
+from nanomorph.segment.model import load_segmenter  # noqa: E402
+from nanomorph.segment.preprocess import PreprocessConfig  # noqa: E402
+from nanomorph.segment.train import (  # noqa: E402
+    AugmentConfig,
+    TrainingError,
+    TrainingSample,
+    augment_intensity,
+    lr_factor,
+    make_batch,
+    split_of_seed,
+    train,
+)
+from nanomorph.segment.train import PoolImage  # noqa: E402
+
+# A small network keeps the test fast; the loop is the same for DeepLabV3+/ResNet-18.
+SMALL = {"arch": "unet", "encoder": "mobilenet_v2"}
+
+
+def disks_sample(seed: int, shape: tuple[int, int] = (80, 80)) -> TrainingSample:
+    """Dark disks on a noisy bright background."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, bool)
+    for _ in range(int(rng.integers(2, 5))):
+        rr, cc = disk(tuple(rng.uniform(0, shape[0], 2)), rng.uniform(4, 9), shape=shape)
+        mask[rr, cc] = True
+    image = np.where(mask, 0.4, 1.0) + rng.normal(0, 0.08, shape)
+    return TrainingSample(image.astype(np.float32), mask, pixel_size_nm=0.5, scenario="disks")
+
+
+def run(out_dir, **kwargs):
+    settings = dict(
+        steps=24,
+        tile_size=64,
+        batch_size=2,
+        seed=3,
+        n_images=5,
+        image_shape=(80, 80),
+        lr=3e-3,
+        val_every=12,
+        log_every=4,
+        sample_source=disks_sample,
+        progress=False,
+        n_threads=None,
+        **SMALL,
+    )
+    settings.update(kwargs)
+    return train(out_dir, **settings)
+
+
+def read_log(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_training_lowers_the_loss_and_writes_a_usable_model(tmp_path):
+    result = run(tmp_path)
+    assert result["finished"] and result["steps"] == 24
+    log = read_log(tmp_path / "log.jsonl")
+    losses = [r["loss"] for r in log if r["kind"] == "train"]
+    assert len(losses) == 6
+    assert losses[-1] < 0.8 * losses[0]
+    assert [r["step"] for r in log if r["kind"] == "validation"] == [12, 24]
+    assert (tmp_path / "checkpoint.pt").is_file()
+    assert len(list((tmp_path / "cache" / "80x80").glob("*.npz"))) == 5
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["n_images"] == {"train": 3, "validation": 1, "test": 1}
+    assert 0 <= metrics["test"]["particle_iou"] <= 1
+    segmenter = load_segmenter(tmp_path / "model", device="cpu")
+    assert segmenter.config["training"]["steps"] == 24
+    image = disks_sample(99).image
+    assert segmenter(image, 0.5).shape == image.shape
+
+
+def test_resumed_training_continues_from_the_saved_step(tmp_path):
+    first = run(tmp_path, steps=16, val_every=8, stop_after_steps=8)
+    assert not first["finished"] and first["steps"] == 8
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 8
+    second = run(tmp_path, steps=16, val_every=8)
+    assert second["finished"] and second["steps"] == 16
+    train_steps = [r["step"] for r in read_log(tmp_path / "log.jsonl") if r["kind"] == "train"]
+    assert train_steps == [4, 8, 12, 16]
+    # Resuming restored weights, optimiser and random state: same weights as one straight run.
+    straight = run(tmp_path / "straight", steps=16, val_every=8)
+    assert straight["best_val_particle_iou"] == pytest.approx(second["best_val_particle_iou"])
+    resumed = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    uninterrupted = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
+    for key, value in uninterrupted.items():
+        torch.testing.assert_close(resumed[key], value)
+
+
+def test_resume_refuses_a_checkpoint_from_different_settings(tmp_path):
+    run(tmp_path, steps=4, val_every=4, stop_after_steps=4)
+    with pytest.raises(TrainingError, match="batch_size"):
+        run(tmp_path, steps=4, val_every=4, batch_size=3)
+
+
+def test_split_is_60_20_20_by_image_seed():
+    splits = [split_of_seed(s) for s in range(100)]
+    assert splits.count("train") == 60
+    assert splits.count("validation") == 20
+    assert splits.count("test") == 20
+
+
+def test_learning_rate_warms_up_then_decays():
+    factors = [lr_factor(s, 100, 0.1, 0.01) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1)
+    assert max(factors) == pytest.approx(1.0)
+    assert factors[-1] < 0.02
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+
+
+def test_batches_keep_image_and_mask_aligned():
+    # With no intensity changes, the dark pixels of each tile must be exactly its mask pixels.
+    sample = disks_sample(0, (96, 96))
+    image = np.where(sample.mask, 0.2, 0.9).astype(np.float16)
+    pool = [PoolImage(0, image, sample.mask, "disks")]
+    quiet = AugmentConfig(
+        gamma_probability=0, gradient_probability=0, blur_probability=0, noise_probability=0,
+        invert_probability=0,
+    )
+    x, y = make_batch(pool, 4, 64, np.random.default_rng(0), quiet, PreprocessConfig())
+    assert x.shape == y.shape == (4, 1, 64, 64)
+    dark = x < x.mean(dim=(2, 3), keepdim=True)
+    agreement = (dark == y.bool()).float().mean()
+    assert agreement > 0.97  # only bilinear edge pixels may disagree
+
+
+def test_intensity_augmentation_can_invert_polarity():
+    tile = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    always = AugmentConfig(invert_probability=1.0, noise_probability=0, blur_probability=0,
+                           gamma_probability=0, gradient_probability=0)
+    out = augment_intensity(tile, np.random.default_rng(0), always)
+    assert np.corrcoef(out.ravel(), tile.ravel())[0, 1] < -0.99
