@@ -10,26 +10,25 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from skimage.draw import disk
 
-torch = pytest.importorskip("torch")
-
-import nanomorph.segment.evaluate as evaluate_module  # noqa: E402
-from nanomorph.segment import metrics  # noqa: E402
-from nanomorph.segment.inference import (  # noqa: E402
+import nanomorph.segment.evaluate as evaluate_module
+from nanomorph.segment import metrics
+from nanomorph.segment.inference import (
     NetworkSegmenter,
     hann_window_2d,
     predict_tiled,
     tile_origins,
 )
-from nanomorph.segment.model import (  # noqa: E402
+from nanomorph.segment.model import (
     ModelNotFoundError,
     build_model,
     default_config,
     load_segmenter,
     save_model_folder,
 )
-from nanomorph.segment.preprocess import (  # noqa: E402
+from nanomorph.segment.preprocess import (
     PreprocessConfig,
     PreprocessError,
     apply_polarity,
@@ -288,11 +287,17 @@ def _disk_dataset():
         from skimage.measure import label
 
         instances = label(mask).astype(np.uint32)
-        table = pd.DataFrame(
-            {"particle_id": [1, 2], "equivalent_diameter_nm": [2 * 12 * 0.5] * 2}
+        table = pd.DataFrame({"particle_id": [1, 2], "equivalent_diameter_nm": [2 * 12 * 0.5] * 2})
+        items.append(
+            SimpleNamespace(
+                image=image,
+                mask=mask,
+                instances=instances,
+                particles=table,
+                pixel_size_nm=0.5,
+                scenario=scenario,
+            )
         )
-        items.append(SimpleNamespace(image=image, mask=mask, instances=instances,
-                                     particles=table, pixel_size_nm=0.5, scenario=scenario))
     return items
 
 

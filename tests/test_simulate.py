@@ -197,3 +197,28 @@ def test_write_dataset_dm3(tmp_path) -> None:
     sim = simulate_micrograph(np.random.SeedSequence(0).spawn(1)[0], (32, 32), scenario="isolated")
     assert mic.pixel_size_nm == pytest.approx(sim.pixel_size_nm, rel=1e-5)
     np.testing.assert_allclose(mic.image, sim.image, rtol=1e-6)
+
+
+def test_ultrasmall_low_contrast_particles_stay_detectable() -> None:
+    # the dose floor keeps the median particle above the noise: labels a network can learn
+    from scipy import ndimage
+
+    snrs = []
+    for seed in range(8):
+        sim = simulate_micrograph(seed, (96, 96), scenario="ultrasmall_low_contrast")
+        assert sim.params["diameter_median_nm"] <= 3.0
+        m = sim.mask
+        ring = ndimage.binary_dilation(m, iterations=3) & ~ndimage.binary_dilation(m, iterations=1)
+        noise = np.std(sim.image - ndimage.gaussian_filter(sim.image, 2))
+        px_per_particle = m.sum() / max(len(sim.particles), 1)
+        contrast = abs(sim.image[m].mean() - sim.image[ring].mean())
+        snrs.append(contrast / noise * np.sqrt(px_per_particle))
+    assert np.median(snrs) > 4.0
+
+
+def test_modality_override_redraws_what_depends_on_it() -> None:
+    # bright-field supports are drawn thin; asking for BF must not keep HAADF-strength supports
+    for seed in range(10):
+        sim = simulate_micrograph(seed, (32, 32), scenario="haadf", modality="bf")
+        assert sim.modality == "bf"
+        assert sim.params["support_strength"] <= 0.8

@@ -18,13 +18,22 @@ from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
 
-# Jobs run the nanomorph of this checkout, also inside the conda environments of envs/ (which
-# hold only third-party packages) and on cluster nodes, where jobs re-read this file.
-_PACKAGE_SRC = Path(workflow.basedir) / "src"
-if (_PACKAGE_SRC / "nanomorph").is_dir():
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(_PACKAGE_SRC), os.environ.get("PYTHONPATH", "")) if p
-    )
+
+
+def _use_package_of_this_checkout():
+    """Put this checkout's src/ first on the jobs' Python path.
+
+    Jobs then run the nanomorph of this checkout, also inside the conda environments of envs/
+    (which hold only third-party packages) and on cluster nodes, where jobs re-read this file.
+    Nothing is required from the user's environment, so this is not an `envvars:` case.
+    """
+    src = Path(workflow.basedir) / "src"
+    if (src / "nanomorph").is_dir():
+        current = dict(os.environ).get("PYTHONPATH", "")
+        os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (str(src), current) if p))
+
+
+_use_package_of_this_checkout()
 
 RESULTS = str(config["results"]).rstrip("/")
 HISTOGRAM_PROPERTIES = ("equivalent_diameter_nm", "feret_min_nm", "feret_max_nm", "circularity")
@@ -43,7 +52,7 @@ def _supported_suffixes():
 
 
 def _cell(value):
-    """A sheet cell as a Python value: empty → None, 'true'/'false' → bool, numbers → float."""
+    """A sheet cell as stripped text, or None when empty."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
     text = str(value).strip()

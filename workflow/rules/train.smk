@@ -19,6 +19,7 @@ rule train_model:
         name=re.escape(config["train"]["name"]),
     params:
         extra=config["train"]["args"],
+        device=config["device"],
     log:
         "logs/train/{name}.log",
     benchmark:
@@ -31,5 +32,5 @@ rule train_model:
         runtime=240,
         gpu=1 if config["device"] == "cuda" else 0,
     shell:
-        "nanomorph train --out resources/models/{wildcards.name} --device {config[device]} "
+        "nanomorph train --out resources/models/{wildcards.name} --device {params.device} "
         "{params.extra} > {log} 2>&1"

@@ -2,10 +2,13 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-from nanomorph.outputs import write_table  # noqa: E402
+from nanomorph.outputs import write_table
 
-combined = pd.concat([pd.read_csv(p) for p in snakemake.input], ignore_index=True)  # noqa: F821
-write_table(combined, csv_path=snakemake.output[0])  # noqa: F821
+# Snakemake's `script:` directive injects the `snakemake` object.
+smk = snakemake  # noqa: F821
+sys.stderr = open(smk.log[0], "w")
+
+combined = pd.concat([pd.read_csv(p) for p in smk.input], ignore_index=True)
+write_table(combined, csv_path=smk.output[0])

@@ -2,13 +2,15 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+from nanomorph.aggregate import merge_tables
+from nanomorph.plots import save_sample_comparison
 
-from nanomorph.aggregate import merge_tables  # noqa: E402
-from nanomorph.plots import save_sample_comparison  # noqa: E402
+# Snakemake's `script:` directive injects the `snakemake` object.
+smk = snakemake  # noqa: F821
+sys.stderr = open(smk.log[0], "w")
 
 tables = [
     merge_tables([path], sample=name)
-    for name, path in zip(snakemake.params.samples, snakemake.input)  # noqa: F821
+    for name, path in zip(smk.params.samples, smk.input, strict=True)
 ]
-save_sample_comparison(merge_tables(tables), snakemake.output[0])  # noqa: F821
+save_sample_comparison(merge_tables(tables), smk.output[0])

@@ -3,14 +3,16 @@
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+from nanomorph.outputs import read_table
+from nanomorph.plots import save_histograms
 
-from nanomorph.outputs import read_table  # noqa: E402
-from nanomorph.plots import save_histograms  # noqa: E402
+# Snakemake's `script:` directive injects the `snakemake` object.
+smk = snakemake  # noqa: F821
+sys.stderr = open(smk.log[0], "w")
 
 # One PNG per property, named histogram_<property>.png, in the folder of the declared outputs.
 save_histograms(
-    read_table(snakemake.input[0]),  # noqa: F821
-    Path(snakemake.output[0]).parent,  # noqa: F821
-    title=snakemake.wildcards.sample,  # noqa: F821
+    read_table(smk.input[0]),
+    Path(smk.output[0]).parent,
+    title=smk.wildcards.sample,
 )

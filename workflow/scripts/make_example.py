@@ -3,8 +3,8 @@
 Run from the repository root: ``python workflow/scripts/make_example.py`` (about 10 s). The files
 are seeded, so the same nanomorph version writes the same images. Layout::
 
-    resources/example/catalyst_a/    bright-field TIFFs and one .dm3, isolated and overlapping particles
-    resources/example/catalyst_b/    bright-field TIFFs of larger, denser, overlapping particles
+    resources/example/catalyst_a/    bright-field TIFFs and one .dm3; isolated and overlapping
+    resources/example/catalyst_b/    bright-field TIFFs of larger, overlapping particles
     resources/example/growth.tif     5-frame ImageJ stack, 10 s apart: the same particles growing
     resources/example/truth/         the simulator's true particle tables (not read by the workflow)
 
@@ -27,7 +27,19 @@ SERIES_SHAPE = (256, 256)
 SERIES_DIAMETERS_NM = (7.0, 8.0, 9.0, 10.0, 11.0)
 # A good exposure and a little organic residue: the examples should show what the method does,
 # not the limits of the segmenter (the simulator's defaults also draw very low doses).
-IMAGING = {"modality": "bf", "dose": 5000.0, "residue_fraction": 0.1}
+# Every detector and background setting that changes the look is fixed here, so that the examples
+# stay alike when the simulator's random draws change.
+IMAGING = {
+    "modality": "bf",
+    "dose": 5000.0,
+    "residue_fraction": 0.1,
+    "illumination_strength": 0.1,
+    "row_noise": 0.0,
+    "jpeg_quality": None,
+    "output_dtype": "float32",
+    "clip_fraction": 0.0,
+    "support_strength": 0.05,
+}
 SERIES_FRAME_INTERVAL_S = 10.0
 
 
@@ -44,8 +56,11 @@ def write_truth(out: Path, name: str, sim) -> None:
     sim.particles.to_csv(out / "truth" / f"{name}.csv", index=False)
 
 
-def make_sample(out: Path, name: str, specs: list[tuple[str, int, str, float, float, str]]) -> None:
-    """Write one sample folder; spec = (stem, seed, scenario, pixel size nm, diameter nm, format)."""
+Spec = tuple[str, int, str, float, float, str]
+
+
+def make_sample(out: Path, name: str, specs: list[Spec]) -> None:
+    """Write one sample folder; spec = (stem, seed, scenario, pixel size nm, diameter nm, fmt)."""
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     for stem, seed, scenario, pixel_size_nm, diameter_nm, fmt in specs:
@@ -77,6 +92,7 @@ def make_series(out: Path, seed: int = 11, pixel_size_nm: float = 0.5) -> None:
             scenario="isolated",
             diameter_median_nm=diameter_nm,
             n_particles=14,
+            shape_weights={"sphere": 1.0},
             **{**IMAGING, "residue_fraction": 0.0, "illumination_strength": 0.0},
         )
         images.append(sim.image)

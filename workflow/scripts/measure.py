@@ -6,12 +6,14 @@ import pickle
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+from nanomorph.measure import measure_particles
+from nanomorph.outputs import write_json, write_table
+from nanomorph.pipeline import AnalysisResult, image_metadata
 
-from nanomorph.measure import measure_particles  # noqa: E402
-from nanomorph.outputs import write_json, write_table  # noqa: E402
-from nanomorph.pipeline import AnalysisResult, image_metadata  # noqa: E402
+# Snakemake's `script:` directive injects the `snakemake` object.
+smk = snakemake  # noqa: F821
+sys.stderr = open(smk.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 
 
 class StoredMicrograph:
@@ -25,16 +27,18 @@ class StoredMicrograph:
         return dict(self.record)
 
 
-with open(snakemake.input.separation, "rb") as handle:  # noqa: F821
+with open(smk.input.separation, "rb") as handle:
     payload = pickle.load(handle)
-micrograph = StoredMicrograph(json.loads(Path(snakemake.input.micrograph).read_text()))  # noqa: F821
+micrograph = StoredMicrograph(json.loads(Path(smk.input.micrograph).read_text()))
 meta = micrograph.metadata()
 table = measure_particles(
-    payload["separation"].particles, meta["pixel_size_nm"], image=micrograph.name,
+    payload["separation"].particles,
+    meta["pixel_size_nm"],
+    image=micrograph.name,
     frame=meta["frame"],
 )
-write_table(table, snakemake.output.parquet, snakemake.output.csv)  # noqa: F821
+write_table(table, smk.output.parquet, smk.output.csv)
 result = AnalysisResult(semantic_mask=None, separation=payload["separation"], particles=table)
 metadata = image_metadata(micrograph, result, payload["segmenter"], payload["parameters"])
-write_json(snakemake.output.metadata, metadata)  # noqa: F821
+write_json(smk.output.metadata, metadata)
 logging.info("%s: %d particles measured", micrograph.name, len(table))

@@ -4,10 +4,13 @@ import json
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-from nanomorph.outputs import write_table  # noqa: E402
+from nanomorph.outputs import write_table
+
+# Snakemake's `script:` directive injects the `snakemake` object.
+smk = snakemake  # noqa: F821
+sys.stderr = open(smk.log[0], "w")
 
 
 def flatten(value, prefix=""):
@@ -21,8 +24,8 @@ def flatten(value, prefix=""):
         yield prefix, value
 
 
-source = Path(snakemake.input[0])  # noqa: F821
+source = Path(smk.input[0])
 rows = list(flatten(json.loads(source.read_text())))
 table = pd.DataFrame(rows, columns=["metric", "value"])
 table.insert(0, "model", source.parent.name)
-write_table(table, csv_path=snakemake.output[0])  # noqa: F821
+write_table(table, csv_path=smk.output[0])

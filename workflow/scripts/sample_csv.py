@@ -2,8 +2,10 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+from nanomorph.outputs import read_table, write_table
 
-from nanomorph.outputs import read_table, write_table  # noqa: E402
+# Snakemake's `script:` directive injects the `snakemake` object.
+smk = snakemake  # noqa: F821
+sys.stderr = open(smk.log[0], "w")
 
-write_table(read_table(snakemake.input[0]), csv_path=snakemake.output[0])  # noqa: F821
+write_table(read_table(smk.input[0]), csv_path=smk.output[0])

@@ -2,9 +2,11 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+from nanomorph.aggregate import write_xlsx
+from nanomorph.outputs import read_table
 
-from nanomorph.aggregate import write_xlsx  # noqa: E402
-from nanomorph.outputs import read_table  # noqa: E402
+# Snakemake's `script:` directive injects the `snakemake` object.
+smk = snakemake  # noqa: F821
+sys.stderr = open(smk.log[0], "w")
 
-write_xlsx(snakemake.output[0], read_table(snakemake.input[0]))  # noqa: F821
+write_xlsx(smk.output[0], read_table(smk.input[0]))

@@ -5,26 +5,31 @@ import logging
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+import tifffile
+
+from nanomorph.outputs import write_json, write_mask_png
+from nanomorph.pipeline import make_segmenter
+
+# Snakemake's `script:` directive injects the `snakemake` object.
+smk = snakemake  # noqa: F821
+sys.stderr = open(smk.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 
-import tifffile  # noqa: E402
-from nanomorph.outputs import write_json, write_mask_png  # noqa: E402
-from nanomorph.pipeline import make_segmenter  # noqa: E402
-
-settings = dict(snakemake.params.segmenter)  # noqa: F821
-out_dir = Path(snakemake.output[0])  # noqa: F821
+settings = dict(smk.params.segmenter)
+out_dir = Path(smk.output[0])
 segmenter = make_segmenter(
-    settings["kind"], model=settings["model"], device=settings["device"],
+    settings["kind"],
+    model=settings["model"],
+    device=settings["device"],
     polarity=settings["polarity"],
 )
 network = getattr(segmenter, "network", None)
 if settings.get("tile_size") and network is not None and hasattr(network, "tile_size"):
     network.tile_size = int(settings["tile_size"])
 
-images = snakemake.input.images  # noqa: F821
-micrographs = snakemake.input.micrographs  # noqa: F821
-for name, image_path, meta_path in zip(snakemake.params.names, images, micrographs):  # noqa: F821
+images = smk.input.images
+micrographs = smk.input.micrographs
+for name, image_path, meta_path in zip(smk.params.names, images, micrographs, strict=True):
     pixel_size_nm = json.loads(Path(meta_path).read_text())["pixel_size_nm"]
     mask = segmenter(tifffile.imread(image_path), pixel_size_nm)
     write_mask_png(out_dir / name / "mask.png", mask)

@@ -1,25 +1,28 @@
 """Publication figure: micrograph, semantic mask, separated instances and measured outlines."""
 
+import itertools
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+from nanomorph.io import iter_micrographs
+from nanomorph.outputs import read_labels_tif, read_mask_png, read_table
+from nanomorph.plots import save_segmentation_panel
 
-from nanomorph.io import iter_micrographs  # noqa: E402
-from nanomorph.outputs import read_labels_tif, read_mask_png, read_table  # noqa: E402
-from nanomorph.plots import save_segmentation_panel  # noqa: E402
+# Snakemake's `script:` directive injects the `snakemake` object.
+smk = snakemake  # noqa: F821
+sys.stderr = open(smk.log[0], "w")
 
 # Read from the source file (as ingest does), not from ingest's temporary copy, so that redrawing
 # the figure never re-runs the analysis.
-frame = snakemake.params.frame or 0  # noqa: F821
-micrographs = iter_micrographs(snakemake.input.source, snakemake.params.pixel_size_nm)  # noqa: F821
-micrograph = next(m for index, m in enumerate(micrographs) if index == frame)
+frame = smk.params.frame or 0
+micrographs = iter_micrographs(smk.input.source, smk.params.pixel_size_nm)
+micrograph = next(itertools.islice(micrographs, frame, None))
 # Writes the .png and the .pdf next to each other.
 save_segmentation_panel(
-    snakemake.output.png,  # noqa: F821
+    smk.output.png,
     micrograph.image,
-    read_mask_png(snakemake.input.segmentation),  # noqa: F821
-    read_labels_tif(snakemake.input.labels),  # noqa: F821
+    read_mask_png(smk.input.segmentation),
+    read_labels_tif(smk.input.labels),
     micrograph.pixel_size_nm,
-    particles=read_table(snakemake.input.particles),  # noqa: F821
+    particles=read_table(smk.input.particles),
     formats=("png", "pdf"),
 )

@@ -2,15 +2,17 @@
 
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+from nanomorph.outputs import read_table
+from nanomorph.plots import save_size_distribution_figure
 
-from nanomorph.outputs import read_table  # noqa: E402
-from nanomorph.plots import save_size_distribution_figure  # noqa: E402
+# Snakemake's `script:` directive injects the `snakemake` object.
+smk = snakemake  # noqa: F821
+sys.stderr = open(smk.log[0], "w")
 
 # Writes the .png and the .pdf next to each other.
 save_size_distribution_figure(
-    read_table(snakemake.input[0]),  # noqa: F821
-    snakemake.output.png,  # noqa: F821
+    read_table(smk.input[0]),
+    smk.output.png,
     fit="lognormal",
     formats=("png", "pdf"),
 )

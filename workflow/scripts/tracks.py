@@ -3,21 +3,23 @@
 import logging
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+from nanomorph.aggregate import track_particles, track_summary
+from nanomorph.outputs import read_table, write_table
+from nanomorph.plots import save_tracks_plot
+
+# Snakemake's `script:` directive injects the `snakemake` object.
+smk = snakemake  # noqa: F821
+sys.stderr = open(smk.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 
-from nanomorph.aggregate import track_particles, track_summary  # noqa: E402
-from nanomorph.outputs import read_table, write_table  # noqa: E402
-from nanomorph.plots import save_tracks_plot  # noqa: E402
-
-particles = read_table(snakemake.input[0])  # noqa: F821
+particles = read_table(smk.input[0])
 tracks = track_particles(
     particles,
-    search_range_nm=snakemake.params.search_range_nm,  # noqa: F821
-    memory=snakemake.params.memory,  # noqa: F821
+    search_range_nm=smk.params.search_range_nm,
+    memory=smk.params.memory,
 )
 summary = track_summary(tracks)
-write_table(tracks, csv_path=snakemake.output.tracks)  # noqa: F821
-write_table(summary, csv_path=snakemake.output.summary)  # noqa: F821
-save_tracks_plot(tracks, snakemake.output.figure)  # noqa: F821
+write_table(tracks, csv_path=smk.output.tracks)
+write_table(summary, csv_path=smk.output.summary)
+save_tracks_plot(tracks, smk.output.figure)
 logging.info("%d particles linked into %d tracks", len(tracks), len(summary))

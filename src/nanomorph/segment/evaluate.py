@@ -262,15 +262,26 @@ def evaluate(
         matching = match_instances(item.instances, predicted_labels, iou_threshold)
         errors = diameter_errors(matching, predicted_labels, item.pixel_size_nm, item.particles)
         cm = confusion_matrix(item.mask, prediction)
-        predicted_diameters = list(equivalent_diameters_nm(predicted_labels, item.pixel_size_nm).values())
+        predicted_diameters = list(
+            equivalent_diameters_nm(predicted_labels, item.pixel_size_nm).values()
+        )
         true_mean = (
-            float(item.particles["equivalent_diameter_nm"].mean()) if len(item.particles) else np.nan
+            float(item.particles["equivalent_diameter_nm"].mean())
+            if len(item.particles)
+            else np.nan
         )
         pred_mean = float(np.mean(predicted_diameters)) if predicted_diameters else np.nan
         acc = per_scenario.setdefault(
             item.scenario,
-            {"cm": np.zeros((2, 2), np.int64), "tp": 0, "fp": 0, "fn": 0, "errors": [],
-             "means": [], "seconds": []},
+            {
+                "cm": np.zeros((2, 2), np.int64),
+                "tp": 0,
+                "fp": 0,
+                "fn": 0,
+                "errors": [],
+                "means": [],
+                "seconds": [],
+            },
         )
         acc["cm"] += cm
         acc["tp"] += matching.tp
@@ -328,8 +339,11 @@ def evaluate(
             )
             (out_dir / f"confusion_{scenario}.json").write_text(
                 json.dumps(
-                    {"classes": list(CLASS_NAMES), "counts": cm.tolist(),
-                     "normalized": normalized.tolist()},
+                    {
+                        "classes": list(CLASS_NAMES),
+                        "counts": cm.tolist(),
+                        "normalized": normalized.tolist(),
+                    },
                     indent=2,
                 )
                 + "\n"

@@ -297,7 +297,9 @@ class NetworkSegmenter:
         )
         return upsample_to(probability, np.shape(image), factor)
 
-    def segment(self, image: np.ndarray, pixel_size_nm: float, polarity: str = "auto") -> np.ndarray:
+    def segment(
+        self, image: np.ndarray, pixel_size_nm: float, polarity: str = "auto"
+    ) -> np.ndarray:
         """Particle mask: probability at or above the model's threshold.
 
         Parameters

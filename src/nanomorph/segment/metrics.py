@@ -38,7 +38,7 @@ def confusion_matrix(truth: np.ndarray, prediction: np.ndarray, n_classes: int =
     Returns
     -------
     ndarray
-        int64 array (n_classes, n_classes); entry [i, j] counts pixels of true class i predicted as j.
+        int64 (n_classes, n_classes); entry [i, j] counts pixels of true class i predicted as j.
 
     Raises
     ------
@@ -243,9 +243,7 @@ def equivalent_diameters_nm(labels: np.ndarray, pixel_size_nm: float) -> dict[in
     areas = np.bincount(np.asarray(labels).astype(np.int64, copy=False).ravel())
     ids = np.flatnonzero(areas)
     ids = ids[ids > 0]
-    return {
-        int(i): float(2.0 * np.sqrt(areas[i] * pixel_size_nm**2 / np.pi)) for i in ids
-    }
+    return {int(i): float(2.0 * np.sqrt(areas[i] * pixel_size_nm**2 / np.pi)) for i in ids}
 
 
 def diameter_errors(

@@ -70,7 +70,9 @@ def build_model(
     except KeyError as error:
         # smp's message lists every encoder it knows; the first sentence is enough.
         reason = str(error).strip("\"'").split(".")[0][:120]
-        raise ValueError(f"unknown architecture {arch!r} or encoder {encoder!r} ({reason})") from None
+        raise ValueError(
+            f"unknown architecture {arch!r} or encoder {encoder!r} ({reason})"
+        ) from None
 
 
 def default_config(

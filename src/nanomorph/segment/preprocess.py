@@ -128,16 +128,19 @@ def normalize_image(
     low, high = np.percentile(data[::step, ::step], [low_percentile, high_percentile])
     half_range = (high - low) / 2.0
     if half_range <= 0:
-        # A flat image (or one with almost all pixels equal): fall back to the full range.
+        # Almost all pixels equal: fall back to the full range.
         low, high = float(data.min()), float(data.max())
         half_range = (high - low) / 2.0
-    if half_range <= 0:
+    # Differences at float32 rounding level are not contrast; amplifying them would invent texture.
+    if half_range <= 1e-5 * max(1.0, abs(float(low + high) / 2.0)):
         return np.zeros(data.shape, dtype=np.float32)
     out = (data - np.float32((low + high) / 2.0)) / np.float32(half_range)
     return np.clip(out, -clip, clip).astype(np.float32, copy=False)
 
 
-def apply_polarity(image: np.ndarray, model_polarity: str, image_polarity: str = "auto") -> np.ndarray:
+def apply_polarity(
+    image: np.ndarray, model_polarity: str, image_polarity: str = "auto"
+) -> np.ndarray:
     """Invert a normalised image when its polarity differs from the model's.
 
     Parameters

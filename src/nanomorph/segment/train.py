@@ -1,14 +1,15 @@
 """Training the segmentation network on simulated micrographs.
 
-The image pool is generated once (``out_dir/cache/``, one ``.npz`` per image seed) and split 60/20/20
-into training, validation and test images by the image seed (``seed % 5``: 0–2 train, 3 validation,
-4 test).  Training tiles are cut from the training images with random scale, rotation (any angle
-or multiples of 90°), flips, gamma, brightness gradient, contrast, blur, noise and polarity
-inversion, then normalised by exactly the function inference uses.  The loss is BCE + soft Dice,
-optimised with AdamW under linear warm-up and cosine decay.  Every ``val_every`` steps the model is
-scored on the validation images with the tiled inference code; the best particle IoU is written as
-a model folder (``out_dir/model``), and a resumable checkpoint (``out_dir/checkpoint.pt``: weights,
-optimiser, scheduler, step, RNG states) is saved.  ``out_dir/log.jsonl`` logs loss and metrics.
+The image pool is generated once (``out_dir/cache/``, one ``.npz`` per image seed) and split
+60/20/20 into training, validation and test images by the image seed (``seed % 5``: 0–2 train,
+3 validation, 4 test).  Training tiles are cut from the training images with random scale,
+rotation (any angle or multiples of 90°), flips, gamma, brightness gradient, contrast, blur, noise
+and polarity inversion, then normalised by exactly the function inference uses.  The loss is
+BCE + soft Dice, optimised with AdamW under linear warm-up and cosine decay.  Every ``val_every``
+steps the model is scored on the validation images with the tiled inference code; the best
+particle IoU is written as a model folder (``out_dir/model``), and a resumable checkpoint
+(``out_dir/checkpoint.pt``: weights, optimiser, scheduler, step, RNG states) is saved.
+``out_dir/log.jsonl`` logs loss and metrics.
 """
 
 from __future__ import annotations
@@ -302,9 +303,7 @@ def _gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(image, sigma, mode="reflect")
 
 
-def augment_intensity(
-    tile: np.ndarray, rng: np.random.Generator, aug: AugmentConfig
-) -> np.ndarray:
+def augment_intensity(tile: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
     """Random gamma, brightness gradient, contrast, blur, noise and inversion of a [0, 1] tile.
 
     Parameters
@@ -377,7 +376,9 @@ def make_batch(
         crop, crop_mask = _random_crop(item.image, item.mask, tile, rng, aug)
         crop = augment_intensity(crop, rng, aug)
         images.append(
-            normalize_image(crop, preprocess.low_percentile, preprocess.high_percentile, preprocess.clip)
+            normalize_image(
+                crop, preprocess.low_percentile, preprocess.high_percentile, preprocess.clip
+            )
         )
         masks.append(crop_mask)
     x = torch.from_numpy(np.stack(images)[:, None])
@@ -726,9 +727,7 @@ def train(
                     "particle_iou": iou,
                     "particle_dice": scores["particle_dice"],
                     "global_accuracy": scores["global_accuracy"],
-                    "by_scenario": {
-                        k: v["particle_iou"] for k, v in scores["by_scenario"].items()
-                    },
+                    "by_scenario": {k: v["particle_iou"] for k, v in scores["by_scenario"].items()},
                 },
             )
             if iou > best_iou:

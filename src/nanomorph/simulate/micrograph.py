@@ -135,7 +135,7 @@ def simulate_micrograph(
         scenario = str(g_params.choice(names, p=list(MIXTURE_WEIGHTS.values())))
     elif scenario not in SCENARIOS:
         raise UnknownScenarioError(f"unknown scenario {scenario!r}; expected one of {SCENARIOS}")
-    params = draw_params(g_params, scenario, shape, pixel_size_nm, hard=hard)
+    params = draw_params(g_params, scenario, shape, pixel_size_nm, hard=hard, fixed=overrides)
     params["n_particles"] = None
     unknown = sorted(set(overrides) - set(params))
     if unknown:

@@ -130,6 +130,20 @@ def _fringes(
     return 1.0 + amp * mod / sets
 
 
+def _twin(
+    rng: np.random.Generator, fp: Footprint, cx: float, cy: float, spread: float
+) -> np.ndarray:
+    """A factor that differs on the two sides of a random line through the particle."""
+    h, w = fp.coverage.shape
+    y = np.arange(h)[:, None] + fp.row0 + 0.5 - cy
+    x = np.arange(w)[None, :] + fp.col0 + 0.5 - cx
+    th = rng.uniform(0, np.pi)
+    offset = rng.uniform(-0.4, 0.4) * max(h, w) / 2
+    side = (x * np.cos(th) + y * np.sin(th)) > offset
+    ratio = float(np.exp(rng.normal(0, max(spread, 0.1) * 1.5)))
+    return np.where(side, np.float32(ratio), np.float32(1.0)).astype(np.float32)
+
+
 def build_scene(
     rng: np.random.Generator,
     p: dict[str, Any],
@@ -171,6 +185,10 @@ def build_scene(
         isl, csl = sl
         cov = fp.coverage[csl]
         t = fp.thickness_px[csl] * np.float32(px * excite * p["height_factor"])
+        if rng.random() < p["twin_probability"]:
+            # a twin boundary or grain boundary: the two crystals diffract differently, so the
+            # particle shows a straight contrast step inside (bright field mostly)
+            t = t * _twin(rng, fp, cx, cy, p["diffraction_contrast_spread"])[csl]
         if resolvable and rng.random() < p["lattice_fringe_probability"]:
             amp = p["lattice_fringe_amplitude"] * rng.uniform(0.3, 1.0)
             t = t * _fringes(rng, fp, cx, cy, px, amp)[csl]
@@ -242,9 +260,15 @@ def make_support(
                 p["support_grain_cover"],
                 p["support_clumping"],
             )
+            # in units of the thickest piles, so support_strength is the support's peak
+            grains /= max(float(np.quantile(grains, 0.995)), 1e-6)
             support = support + amount * grains * film
         scale_px = p["support_scale_nm"] / px
         tex = bg.fractal_noise(rng, shape, p["support_beta"], min(scale_px, 4 * max(shape)))
+        # amorphous supports vary little at the scale of a particle: without this smoothing the
+        # texture would be particle-sized clutter that no observer could tell from metal
+        tex = bg.gaussian(tex, 0.25 * d_med / px)
+        tex = tex / max(float(tex.std()), 1e-6)
         tex = np.exp(0.35 * tex)  # thickness is positive and skewed
         tex = (tex - tex.min()) / max(float(tex.std()), 1e-6)
         support = support + amount * np.float32(p["support_fractal_weight"] * 0.5) * tex * film
@@ -291,7 +315,13 @@ def form_image(
             * d_med
             * bg.gaussian(scene.mask.astype(np.float32), p["halo_width_px"])
         )
-    total = scene.metal_nm + support + contam
+    metal = scene.metal_nm
+    if p["internal_texture"] > 0:
+        # strain, bend contours and surface roughness: mottled contrast inside particles
+        scale = max(0.15 * d_med / px, 1.0)
+        metal = metal * (1.0 + p["internal_texture"] * bg.smooth_field(rng, shape, scale))
+        metal = np.clip(metal, 0.0, None)
+    total = metal + support + contam
     if p["modality"] == "bf":
         mfp = p["mean_free_path_nm"]
         intensity = np.exp(-total / mfp)
@@ -300,14 +330,18 @@ def form_image(
             lap = ndimage.gaussian_laplace(total, s) * (s * s)
             intensity *= 1.0 + p["fresnel_amplitude"] * lap / mfp
         if p["speckle_amplitude"] > 0:
-            speck = bg.bandpass_noise(rng, shape, p["speckle_scale_nm"] / px)
+            speck = bg.bandpass_noise(
+                rng, shape, p["speckle_scale_nm"] / px, p["speckle_bandwidth"]
+            )
             intensity *= 1.0 + p["speckle_amplitude"] * speck * (0.3 + 0.7 * film)
     else:
         k = p["haadf_saturation"]
         intensity = 1.0 - np.exp(-total / (k * d_med))
         intensity = intensity / (1.0 - np.exp(-1.0 / k))  # a median particle alone gives ~1
         if p["speckle_amplitude"] > 0:
-            speck = bg.bandpass_noise(rng, shape, p["speckle_scale_nm"] / px)
+            speck = bg.bandpass_noise(
+                rng, shape, p["speckle_scale_nm"] / px, p["speckle_bandwidth"]
+            )
             intensity += p["speckle_amplitude"] * speck * film * 0.5
         intensity += 0.02  # dark reference: detector never reads exactly zero
     if p["illumination_strength"] > 0:

@@ -79,12 +79,12 @@ def rasterize(solid: Solid, cx: float, cy: float) -> Footprint:
         if not ii.size:
             break
         f = _subgrid(s)
-        fx, fy = np.broadcast_arrays(
-            xs[jj][:, None, None] + f[None, None, :], ys[ii][:, None, None] + f[None, :, None]
-        )
+        # sub-samples along axis 0, pixels along axis 1: reductions stay vectorised
+        fx = xs[jj][None, :] + np.tile(f, s)[:, None]
+        fy = ys[ii][None, :] + np.repeat(f, s)[:, None]
         sub = solid.chord_px(fx, fy)
-        frac = (sub > 0).mean(axis=(1, 2))
-        thickness[ii, jj] = sub.mean(axis=(1, 2))
+        frac = (sub > 0).mean(axis=0)
+        thickness[ii, jj] = sub.mean(axis=0)
         inside[ii, jj] = frac
         # only pixels still partly covered are refined further
         edge = np.zeros_like(edge)

@@ -65,6 +65,7 @@ def draw_params(
     shape: tuple[int, int],
     pixel_size_nm: float | None = None,
     hard: bool = False,
+    fixed: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Draw the imaging conditions of one micrograph.
 
@@ -81,6 +82,9 @@ def draw_params(
     hard : bool
         Turn on the distractors more often (residue, textured support, low dose), as in the
         training mixture.
+    fixed : dict, optional
+        Settings chosen by the caller (``modality``, ``diameter_median_nm``); the settings that
+        depend on them (support strength, contrast, dose floor) are drawn to match.
 
     Returns
     -------
@@ -121,6 +125,12 @@ def draw_params(
         px = float(pixel_size_nm)
         d_px = _logu(rng, px_rng[0], max(px_hi, px_rng[0] * 1.01))
         d_nm = float(np.clip(d_px * px, 0.8, 150.0))
+    fixed = fixed or {}
+    if "diameter_median_nm" in fixed:
+        d_nm = float(fixed["diameter_median_nm"])
+        if pixel_size_nm is None:
+            px = float(np.clip(d_nm / d_px, 0.02, 10.0))
+        d_px = d_nm / px
     p["pixel_size_nm"] = float(px)
     p["diameter_median_nm"] = float(d_nm)
     p["diameter_cv"] = float(u(0.03, 0.35) if scenario != "mixed" else u(0.1, 0.5))
@@ -162,19 +172,22 @@ def draw_params(
         "mixed": 0.5,
     }[scenario]
     p["modality"] = "haadf" if rng.random() < p_haadf else "bf"
+    p["modality"] = fixed.get("modality", p["modality"])
     # particle contrast of a median particle on thin film: BF 1 - exp(-d / mfp)
     contrast = u(0.05, 0.2) if low else (u(0.04, 0.6) if scenario == "mixed" else u(0.12, 0.65))
     p["mean_free_path_nm"] = float(-d_nm / np.log(1 - contrast))
     p["diffraction_contrast_spread"] = float(u(0.0, 0.5) if p["modality"] == "bf" else u(0.0, 0.15))
     p["haadf_saturation"] = float(u(1.5, 6.0))
+    p["twin_probability"] = float(u(0.0, 0.5) if p["modality"] == "bf" else u(0.0, 0.15))
+    p["internal_texture"] = float(u(0.0, 0.35) if rng.random() < 0.5 else 0.0)
     # supported particles are often flatter than they are wide (wetting): thinner, less contrast
     p["height_factor"] = float(u(0.5, 1.0) if rng.random() < 0.4 else 1.0)
     # --- support, film and distractors (thickness in units of the median particle's thickness)
     texture_p = {"haadf": 0.95, "mixed": 0.7}.get(scenario, 0.45 if hard else 0.3)
     if rng.random() < texture_p:
         # HAADF supports (oxide, thick carbon) can outshine small particles: up to 3x
-        hi = 3.0 if p["modality"] == "haadf" else 1.0
-        p["support_strength"] = float(_logu(rng, 0.1, hi))
+        lo, hi = (0.15, 3.0) if p["modality"] == "haadf" else (0.05, 0.8)
+        p["support_strength"] = float(_logu(rng, lo, hi))
     else:
         p["support_strength"] = 0.0
     if low:
@@ -188,8 +201,15 @@ def draw_params(
     p["support_scale_nm"] = float(_logu(rng, 3.0, 60.0))
     p["support_beta"] = float(u(2.5, 4.0))
     p["support_baseline"] = float(u(0.05, 1.0) if p["modality"] == "haadf" else u(0.0, 0.5))
-    p["speckle_scale_nm"] = float(u(0.3, 1.0))
-    p["speckle_amplitude"] = float(u(0.0, 0.12) if p["modality"] == "bf" else u(0.0, 0.05))
+    # grain of the amorphous-carbon texture: the spatial period the contrast transfer passes
+    # best, ~sqrt(wavelength * defocus): 0.3 nm near focus to ~2 nm at micrometre defocus
+    p["speckle_scale_nm"] = float(_logu(rng, 0.3, 2.0))
+    # amorphous carbon in bright field: a worm-like phase-contrast texture, strong near focus
+    # (kept below the particle contrast, or the texture would hide the particles entirely)
+    p["speckle_amplitude"] = float(
+        min(u(0.02, 0.3), 0.9 * contrast) if p["modality"] == "bf" else u(0.0, 0.03)
+    )
+    p["speckle_bandwidth"] = float(u(0.25, 0.6))  # narrow: worm-like; wide: granular
     p["hole"] = bool(rng.random() < (0.2 if not hard else 0.3))
     contam_p = 0.7 if hard or scenario in ("mixed", "haadf") else 0.4
     p["contamination_count"] = int(rng.integers(1, 25)) if rng.random() < contam_p else 0
@@ -211,24 +231,41 @@ def draw_params(
     p["fresnel_sigma_px"] = float(u(0.7, 3.0))
     p["illumination_strength"] = float(u(0.0, 0.5))
     # --- detector
-    p["psf_sigma_px"] = float(_logu(rng, 0.3, 3.0) if rng.random() < 0.85 else u(0.0, 0.3))
+    # blur = instrument resolution (nm, matters at lattice-resolving pixel sizes) combined with
+    # extra blur in pixels (defocus, drift, detector, downsampled exports)
+    extra_px = _logu(rng, 0.3, 3.0) if rng.random() < 0.85 else u(0.0, 0.3)
+    if px < 0.15:  # atomic-resolution images are recorded sharp
+        extra_px = min(extra_px, _logu(rng, 0.2, 1.2))
+    p["resolution_nm"] = float(_logu(rng, 0.02, 0.12))
+    # ... but the median particle stays resolved: no wider than a third of its diameter
+    p["psf_sigma_px"] = float(min(np.hypot(p["resolution_nm"] / px, extra_px), d_px / 3))
     p["psf_aspect"] = float(u(1.0, 1.6) if rng.random() < 0.25 else 1.0)  # astigmatism, drift
     p["psf_tail_fraction"] = float(u(0.0, 0.3)) if p["modality"] == "haadf" else float(u(0.0, 0.1))
     p["psf_tail_sigma_px"] = float(u(3.0, 12.0))
     p["dose"] = float(_logu(rng, 2.0, 150.0) if low else _logu(rng, 3.0, 3000.0))
     if hard and rng.random() < 0.3:
         p["dose"] = float(_logu(rng, 1.0, 15.0))
-    # Dose floor: the median particle must stay detectable (matched-filter SNR >= snr_min);
-    # a simulator that draws invisible particles teaches the network to guess.
-    area_px = np.pi / 4 * d_px**2
-    if p["modality"] == "bf":
-        signal, background = 1 - np.exp(-2 / 3 * d_nm / p["mean_free_path_nm"]), 1.0
-    else:
-        signal, background = 2 / 3, 1.0 + p["support_baseline"] + p["support_strength"]
-    p["snr_min"] = float(u(2.5, 6.0) if hard or low else u(4.0, 10.0))
-    dose_floor = background * (p["snr_min"] / (signal * np.sqrt(area_px))) ** 2
-    p["dose"] = float(max(p["dose"], dose_floor))
     p["read_noise"] = float(u(0.0, 3.0))
+    # Dose floor: the median particle must stay detectable (matched-filter SNR >= snr_min,
+    # counting shot noise on the local background and read noise); a simulator that draws
+    # invisible particles teaches the network to guess.
+    area_px = np.pi / 4 * d_px**2
+    height = p["height_factor"]
+    if p["modality"] == "bf":
+        mean_t = 2 / 3 * d_nm * height
+        film = p["support_baseline"] * d_nm + 0.5 * p["support_strength"] * d_nm
+        background = float(np.exp(-film / p["mean_free_path_nm"]))
+        signal = background * (1 - np.exp(-mean_t / p["mean_free_path_nm"]))
+    else:
+        signal = 2 / 3 * height
+        background = 0.02 + p["support_baseline"] + p["support_strength"]
+    p["snr_min"] = float(u(4.0, 8.0) if low else (u(3.0, 8.0) if hard else u(5.0, 12.0)))
+    snr2 = p["snr_min"] ** 2
+    a = signal**2 * area_px
+    dose_floor = (
+        snr2 * background + np.sqrt(snr2**2 * background**2 + 4 * a * snr2 * p["read_noise"] ** 2)
+    ) / (2 * a)
+    p["dose"] = float(max(p["dose"], dose_floor))
     p["detector_sigma_px"] = float(u(0.0, 1.2))
     p["row_noise"] = float(u(0.0, 0.03)) if p["modality"] == "haadf" else 0.0
     p["output_dtype"] = str(rng.choice(["uint8", "uint16", "float32"], p=[0.5, 0.3, 0.2]))

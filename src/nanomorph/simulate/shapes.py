@@ -145,27 +145,27 @@ def _ellipsoid_chord(a: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _polyhedron_chord(n: np.ndarray, d: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     # Along the beam each face n.p <= d bounds z from above (n_z > 0) or below (n_z < 0):
     # z <= (d - n_x x - n_y y) / n_z. The chord is (lowest upper bound - highest lower bound).
+    # Faces run along axis 0 so the reductions are vectorised over the (many) beam positions.
     shape = x.shape
-    xf = x.reshape(-1, 1)
-    yf = y.reshape(-1, 1)
+    xf = x.reshape(1, -1)
+    yf = y.reshape(1, -1)
     nz = n[:, 2]
     up = nz > 1e-9
     lo = nz < -1e-9
     flat = ~(up | lo)
-    chord = None
     bounds = []
-    for sel, reduce in ((up, np.min), (lo, np.max)):
+    for sel, reduce, empty in ((up, np.min, np.inf), (lo, np.max, -np.inf)):
         if sel.any():
-            a = d[sel] / nz[sel]
-            b = -n[sel, 0] / nz[sel]
-            c = -n[sel, 1] / nz[sel]
-            bounds.append(reduce(a + xf * b + yf * c, axis=1))
+            a = (d[sel] / nz[sel])[:, None]
+            b = (-n[sel, 0] / nz[sel])[:, None]
+            c = (-n[sel, 1] / nz[sel])[:, None]
+            bounds.append(reduce(a + b * xf + c * yf, axis=0))
         else:
-            bounds.append(np.full(xf.shape[0], np.inf if reduce is np.min else -np.inf))
+            bounds.append(np.full(xf.shape[1], empty))
     chord = np.maximum(bounds[0] - bounds[1], 0.0)
     if flat.any():
-        rhs = d[flat] - n[flat, 0] * xf - n[flat, 1] * yf
-        chord = np.where(np.all(rhs >= 0, axis=1), chord, 0.0)
+        rhs = d[flat][:, None] - n[flat, 0][:, None] * xf - n[flat, 1][:, None] * yf
+        chord = np.where(np.all(rhs >= 0, axis=0), chord, 0.0)
     return chord.reshape(shape)
 
 
@@ -314,7 +314,7 @@ def make_solid(kind: str, diameter_px: float, rng: np.random.Generator) -> Solid
         sides = 3 if rng.random() < 0.5 else 6
         az = rng.uniform(0, 2 * np.pi) + 2 * np.pi * np.arange(sides) / sides
         side = np.stack([np.cos(az), np.sin(az), np.zeros(sides)], axis=1)
-        thick = rng.uniform(0.15, 0.4)
+        thick = rng.uniform(0.25, 0.5)
         n = np.concatenate([side, [[0, 0, 1.0], [0, 0, -1.0]]])
         d = np.concatenate([np.ones(sides), [thick, thick]])
         if sides == 3:  # triangle (optionally with truncated corners)

@@ -1,0 +1,103 @@
+"""CPU inference speed and peak memory of the segmentation network, fp32 vs bf16 + channels_last.
+
+Each (size, setting) runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its
+own.  Prints a table and writes ``benchmarks/results/inference.json``.
+
+    python benchmarks/bench_inference.py [--sizes 1024 2048 4096] [--repeats 2] [--threads 2]
+
+The network has random weights (speed does not depend on them); the whole
+:meth:`NetworkSegmenter.predict_proba` path is timed: normalisation, tiling, blending.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "inference.json"
+
+WORKER = r"""
+import json, resource, sys, time
+import numpy as np, torch
+size, precision, threads, repeats = sys.argv[1:5]
+size, threads, repeats = int(size), int(threads), int(repeats)
+torch.set_num_threads(threads)
+from nanomorph.segment.inference import NetworkSegmenter
+from nanomorph.segment.model import build_model, default_config
+torch.manual_seed(0)
+segmenter = NetworkSegmenter(build_model().eval(), default_config(), device="cpu",
+                             precision=precision)
+segmenter.channels_last = precision == "bf16"
+if not segmenter.channels_last:
+    segmenter.model = segmenter.model.to(memory_format=torch.contiguous_format)
+image = np.random.default_rng(0).normal(100, 10, (size, size)).astype(np.float32)
+segmenter.predict_proba(image[:512, :512], 1.0)  # warm-up
+times = []
+for _ in range(repeats):
+    start = time.perf_counter()
+    segmenter.predict_proba(image, 1.0)
+    times.append(time.perf_counter() - start)
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"size": size, "setting": precision, "seconds": min(times),
+                  "seconds_all": times, "peak_rss_mb": peak_mb}))
+"""
+
+SETTINGS = {"fp32": "fp32 (contiguous)", "bf16": "bf16 autocast + channels_last"}
+
+
+def run_one(size: int, precision: str, threads: int, repeats: int) -> dict:
+    """Time one configuration in a subprocess and return its JSON record."""
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER, str(size), precision, str(threads), str(repeats)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark, print a table and write the JSON results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    records = []
+    print(f"{'size':>6} {'setting':<32} {'seconds':>8} {'peak RSS MB':>12}")
+    for size in args.sizes:
+        for precision in SETTINGS:
+            record = run_one(size, precision, args.threads, args.repeats)
+            record["setting_name"] = SETTINGS[precision]
+            records.append(record)
+            print(
+                f"{size:>6} {SETTINGS[precision]:<32} {record['seconds']:>8.2f} "
+                f"{record['peak_rss_mb']:>12.0f}",
+                flush=True,
+            )
+    result = {
+        "benchmark": "segmentation inference, DeepLabV3+/ResNet-18, NetworkSegmenter.predict_proba",
+        "tile_size": 512,
+        "overlap": 64,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "note": "best of `repeats`; shared 2-core machine, expect +-25 % between runs",
+        "results": records,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

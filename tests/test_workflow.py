@@ -1,0 +1,303 @@
+"""The Snakemake workflow: lint, dry run, sheet validation, and an end-to-end run on .test/.
+
+The end-to-end run (threshold segmenter, 3 micrographs + a 5-frame series) takes about a minute
+on two cores; it runs once per session and the output checks share it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TEST_CONFIG = REPO / ".test" / "config"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("snakemake") is None and not (Path(sys.executable).parent / "snakemake").exists(),
+    reason="snakemake is not installed (pip install 'nanomorph[workflow]')",
+)
+
+
+def run_snakemake(*args: str, cwd: Path = REPO, check: bool = True, timeout: float = 300):
+    result = subprocess.run(
+        [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def default_model_available() -> bool:
+    try:
+        from nanomorph.segment.model import find_model_folder
+
+        find_model_folder(None)
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def make_workdir(root: Path, segmenter: str = "threshold") -> Path:
+    """A copy of .test/config whose sample paths point at the bundled example data."""
+    (root / "config").mkdir(parents=True)
+    config = (TEST_CONFIG / "config.yaml").read_text()
+    config = config.replace("segmenter: threshold", f"segmenter: {segmenter}")
+    (root / "config" / "config.yaml").write_text(config)
+    sheet = (TEST_CONFIG / "samples.tsv").read_text()
+    sheet = sheet.replace("../resources/", f"{REPO}/resources/")
+    (root / "config" / "samples.tsv").write_text(sheet)
+    return root
+
+
+def run_workflow(workdir: Path, *extra: str, timeout: float = 300):
+    return run_snakemake("--directory", str(workdir), "--cores", "2", *extra, timeout=timeout)
+
+
+def read_tables(results: Path) -> dict[str, pd.DataFrame]:
+    """Every table the run produced, keyed by path relative to results/."""
+    tables = {}
+    for path in sorted(results.rglob("*")):
+        if path.suffix == ".parquet":
+            tables[str(path.relative_to(results))] = pd.read_parquet(path)
+        elif path.suffix == ".csv" and "benchmarks" not in path.parts:
+            tables[str(path.relative_to(results))] = pd.read_csv(path)
+    return tables
+
+
+def assert_same_tables(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
+    assert sorted(a) == sorted(b)
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    workdir = make_workdir(tmp_path_factory.mktemp("e2e"))
+    run_workflow(workdir)
+    return workdir / "results"
+
+
+# ------------------------------------------------------------------------------ static checks
+def test_lint_is_clean():
+    result = run_snakemake("--lint", "--config", "segmenter=threshold")
+    assert "good condition" in result.stdout + result.stderr
+
+
+def test_dry_run_on_default_config_lists_every_stage():
+    extra = [] if default_model_available() else ["--config", "segmenter=threshold"]
+    result = run_snakemake("-n", "--quiet", "rules", *extra)
+    for rule in (
+        "ingest",
+        "segment",
+        "postprocess",
+        "measure",
+        "overlay",
+        "merge_sample",
+        "summarize_sample",
+        "sample_xlsx",
+        "histograms",
+        "series",
+        "tracks",
+        "comparison",
+        "combined_summary",
+    ):
+        assert rule in result.stdout, rule
+
+
+def test_figures_target_dry_run():
+    result = run_snakemake("-n", "figures", "--config", "segmenter=threshold")
+    assert "size_distribution_figure" in result.stdout
+    assert "segmentation_panel" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ("bad name\tresources/example/catalyst_a\t\tfalse", "row 3 (sample 'bad name')"),
+        ("neg\tresources/example/catalyst_a\t-1\tfalse", "row 3 (sample 'neg')"),
+        ("flag\tresources/example/catalyst_a\t\tmaybe", "row 3 (sample 'flag')"),
+        ("ghost\tresources/example/nothing_here/*.tif\t\tfalse", "sample 'ghost'"),
+    ],
+)
+def test_bad_sheet_row_is_named(tmp_path, row, expected):
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(
+        "sample\tpath\tpixel_size_nm\tseries\n"
+        "good\tresources/example/catalyst_a\t\tfalse\n" + row + "\n"
+    )
+    result = run_snakemake("-n", "--config", "segmenter=threshold", f"samples={sheet}", check=False)
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr
+
+
+def test_misspelt_config_key_is_named():
+    result = run_snakemake("-n", "--config", "segmentr=threshold", check=False)
+    assert result.returncode != 0
+    assert "segmentr" in result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------------------ end to end
+def test_every_output_exists(finished_run):
+    per_image = (
+        "segmentation.png",
+        "labels.tif",
+        "particles.parquet",
+        "particles.csv",
+        "overlay.png",
+        "metadata.json",
+    )
+    images = {
+        "catalyst_a": ["a_001", "a_002", "a_003"],
+        "growth": [f"growth/frame_{i:04d}" for i in range(5)],
+    }
+    for sample, names in images.items():
+        for name in names:
+            for file in per_image:
+                assert (finished_run / sample / "images" / name / file).is_file(), (name, file)
+            # Intermediates are temporary.
+            assert not (finished_run / sample / "images" / name / "image.tif").exists()
+        for file in (
+            "particles.parquet",
+            "particles.csv",
+            "particles.xlsx",
+            "summary.csv",
+            "figures/histogram_equivalent_diameter_nm.png",
+            "figures/histogram_circularity.png",
+        ):
+            assert (finished_run / sample / file).is_file(), (sample, file)
+    for file in (
+        "series.csv",
+        "tracks.csv",
+        "track_summary.csv",
+        "figures/series_diameter.png",
+        "figures/series_count.png",
+        "figures/tracks.png",
+    ):
+        assert (finished_run / "growth" / file).is_file(), file
+    assert (finished_run / "summary.csv").is_file()
+    assert (finished_run / "figures" / "comparison.png").is_file()
+    assert not (finished_run / "catalyst_a" / "segment").exists()
+
+
+def test_xlsx_has_a_sheet_per_image(finished_run):
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.load_workbook(finished_run / "catalyst_a" / "particles.xlsx", read_only=True)
+    assert len(book.sheetnames) == 4  # all particles + 3 images
+    header = [cell.value for cell in next(book[book.sheetnames[0]].iter_rows(max_row=1))]
+    assert "equivalent_diameter_nm" in header
+
+
+def test_summary_columns(finished_run):
+    summary = pd.read_csv(finished_run / "catalyst_a" / "summary.csv")
+    for column in (
+        "sample",
+        "property",
+        "count",
+        "mean",
+        "sd",
+        "median",
+        "p5",
+        "p95",
+        "ci_low",
+        "ci_high",
+        "n_separated",
+        "n_excluded",
+    ):
+        assert column in summary.columns, column
+    row = summary.set_index("property").loc["equivalent_diameter_nm"]
+    assert row["ci_low"] <= row["mean"] <= row["ci_high"]
+    merged = pd.read_parquet(finished_run / "catalyst_a" / "particles.parquet")
+    assert row["count"] == len(merged)
+
+
+def test_series_follows_growth(finished_run):
+    series = pd.read_csv(finished_run / "growth" / "series.csv")
+    assert list(series["frame"]) == [0, 1, 2, 3, 4]
+    assert list(series["time_s"]) == [0.0, 10.0, 20.0, 30.0, 40.0]
+    tracks = pd.read_csv(finished_run / "growth" / "track_summary.csv")
+    long_tracks = tracks[tracks["n_frames"] == 5]
+    # The example particles grow by 1 nm per frame; most long tracks must show growth.
+    assert len(long_tracks) >= 5
+    assert (long_tracks["growth_rate_nm_per_frame"] > 0).mean() > 0.8
+
+
+def test_metadata_matches_cli_layout(finished_run):
+    import json
+
+    meta = json.loads((finished_run / "catalyst_a/images/a_003/metadata.json").read_text())
+    assert meta["source"].endswith("a_003.dm3")
+    assert meta["pixel_size_nm"] == pytest.approx(0.5)
+    assert meta["segmentation"]["segmenter"] == "threshold"
+    assert meta["parameters"]["separation"] == "uecs"
+
+
+def test_rerun_after_deleting_outputs_gives_identical_tables(finished_run):
+    before = read_tables(finished_run)
+    for relative in (
+        "catalyst_a/images/a_002/particles.parquet",
+        "catalyst_a/summary.csv",
+        "growth/images/growth/frame_0002/labels.tif",
+        "growth/tracks.csv",
+    ):
+        (finished_run / relative).unlink()
+    run_workflow(finished_run.parent)
+    assert_same_tables(before, read_tables(finished_run))
+    # Nothing left to do.
+    result = run_snakemake("--directory", str(finished_run.parent), "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_tables(finished_run, tmp_path):
+    workdir = make_workdir(tmp_path / "killed")
+    process = subprocess.Popen(
+        [
+            *SNAKEMAKE,
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--cores",
+            "2",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    marker = workdir / "results/catalyst_a/images/a_001/particles.parquet"
+    while not marker.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)  # halfway: per-image outputs exist, aggregates do not
+    process.wait()
+    assert not (workdir / "results/summary.csv").exists()
+    # A hard kill leaves Snakemake's lock behind; --unlock is the documented first step.
+    run_snakemake("--directory", str(workdir), "--unlock")
+    run_workflow(workdir)
+    assert_same_tables(read_tables(finished_run), read_tables(workdir / "results"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not default_model_available(), reason="the shipped model is not present")
+def test_end_to_end_with_model(tmp_path):
+    workdir = make_workdir(tmp_path / "model", segmenter="model")
+    run_workflow(workdir, timeout=600)
+    results = workdir / "results"
+    assert (results / "catalyst_a" / "particles.xlsx").is_file()
+    assert (results / "model" / "metrics.csv").is_file()
+    meta = (results / "catalyst_a/images/a_001/metadata.json").read_text()
+    assert '"segmenter": "model"' in meta
