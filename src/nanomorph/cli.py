@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import warnings
@@ -137,6 +138,89 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .segment.train import TrainingError, train
+
+    try:
+        result = train(
+            args.out,
+            steps=args.steps,
+            tile_size=args.tile_size,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            n_images=args.n_images,
+            image_shape=tuple(args.image_shape),
+            arch=args.arch,
+            encoder=args.encoder,
+            lr=args.lr,
+            val_every=args.val_every,
+            precision=args.precision,
+            device=args.device,
+            n_threads=args.threads,
+            n_workers=args.workers,
+            resume=not args.restart,
+            progress=not args.quiet,
+            model_name=args.name,
+        )
+    except TrainingError as exc:
+        raise CliError(str(exc)) from None
+    test = result.get("test") or {}
+    print(f"best validation particle IoU {result['best_val_particle_iou']:.3f} at step "
+          f"{result['best_step']}; test particle IoU {test.get('particle_iou', float('nan')):.3f}; "
+          f"model in {result['model_dir']}", file=sys.stderr)
+    return 0
+
+
+def _evaluation_segmenter(args: argparse.Namespace):
+    if args.segmenter == "threshold":
+        from .segment.threshold import segment_threshold
+
+        def threshold(image, pixel_size_nm):
+            return segment_threshold(image, pixel_size_nm, polarity=args.polarity)
+
+        return threshold
+    from .segment.model import ModelNotFoundError, load_segmenter
+
+    try:
+        return load_segmenter(args.model, device=args.device)
+    except ModelNotFoundError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .pipeline import AnalysisParameters, postprocess
+    from .segment.evaluate import DEFAULT_SCENARIOS, evaluate
+
+    segmenter = _evaluation_segmenter(args)
+    params = AnalysisParameters()
+    instances_fn = None
+    if args.instances == "pipeline":
+        def instances_fn(mask, pixel_size_nm):
+            # Particles as the analysis sees them: despeckled and separated (edges kept, since
+            # the simulator's table includes edge particles).
+            _, separation = postprocess(mask, pixel_size_nm,
+                                        dataclasses.replace(params, edge="flag"))
+            return separation.labels
+
+    result = evaluate(
+        segmenter,
+        scenarios=args.scenarios or DEFAULT_SCENARIOS,
+        seed=args.seed,
+        n_per_scenario=args.n,
+        out_dir=args.out,
+        shape=tuple(args.shape),
+        instances_fn=instances_fn,
+        name=args.segmenter if args.segmenter == "threshold" else str(args.model or "model"),
+        progress=not args.quiet,
+    )
+    for scenario, scores in result.get("by_scenario", {}).items():
+        pixel = scores.get("pixel", scores)
+        iou = pixel.get("particle_iou", float("nan")) if isinstance(pixel, dict) else float("nan")
+        print(f"{scenario:26s} particle IoU {iou:.3f}")
+    print(f"metrics written to {args.out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nanomorph",
@@ -171,6 +255,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", default=None, help="one scenario (default: a random mix)")
     p.add_argument("--format", choices=("tif", "dm3", "dm4"), default="tif")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("train", help="train the segmentation network on simulated micrographs")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="run folder: image cache, checkpoint, log, best model in DIR/model")
+    p.add_argument("--steps", type=int, default=6000, help="optimiser steps (default 6000)")
+    p.add_argument("--tile-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-images", type=int, default=1500, help="simulated images in the pool")
+    p.add_argument("--image-shape", type=int, nargs=2, default=(384, 384), metavar=("H", "W"))
+    p.add_argument("--arch", default="deeplabv3plus")
+    p.add_argument("--encoder", default="resnet18")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="processes simulating the pool")
+    p.add_argument("--name", default="nanomorph-deeplabv3plus-r18", help="model name")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a segmenter on a fresh simulated test set")
+    p.add_argument("--out", required=True, metavar="DIR", help="metrics, confusion matrices")
+    p.add_argument("--segmenter", choices=("model", "threshold"), default="model")
+    p.add_argument("--model", metavar="NAME|PATH", help="model name or folder (default: shipped)")
+    p.add_argument("--polarity", choices=("dark", "bright", "auto"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--scenarios", nargs="*", help="simulator scenarios (default: all five)")
+    p.add_argument("--n", type=int, default=10, help="images per scenario (default 10)")
+    p.add_argument("--seed", type=int, default=20240601, help="test-set seed")
+    p.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
+    p.add_argument("--instances", choices=("components", "pipeline"), default="pipeline",
+                   help="particles = connected components, or the despeckle+separation pipeline")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -679,7 +679,9 @@ def train(
 
     def model_config() -> dict[str, Any]:
         config = default_config(model_name, arch, encoder, settings.preprocess)
-        config["training"] = {**settings_dict, "best_step": best_step}
+        # The preprocessing settings sit at the top level of the config; no second copy.
+        training = {k: v for k, v in settings_dict.items() if k != "preprocess"}
+        config["training"] = {**training, "best_step": best_step}
         return config
 
     model.train()
