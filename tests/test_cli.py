@@ -21,13 +21,21 @@ PIXEL_SIZE_NM = 0.25
 
 def _draw_known_disks(shape=(400, 400)):
     """Dark disks on a bright background: 6 isolated and 2 overlapping pairs (centres in px)."""
-    isolated = [((60, 60), 16), ((60, 200), 12), ((60, 330), 20), ((330, 60), 14),
-                ((200, 330), 18), ((330, 330), 15)]
+    isolated = [
+        ((60, 60), 16),
+        ((60, 200), 12),
+        ((60, 330), 20),
+        ((330, 60), 14),
+        ((200, 330), 18),
+        ((330, 330), 15),
+    ]
     # Overlap of 20 % and 30 % of the summed radii.
-    pairs = [[((200, 90), 18), ((200, 90 + 0.8 * 36), 18)],
-             [((330, 190), 16), ((330, 190 + 0.7 * 30), 14)]]
+    pairs = [
+        [((200, 90), 18), ((200, 90 + 0.8 * 36), 18)],
+        [((330, 190), 16), ((330, 190 + 0.7 * 30), 14)],
+    ]
     mask = np.zeros(shape, bool)
-    for (c, r) in isolated + [d for p in pairs for d in p]:
+    for c, r in isolated + [d for p in pairs for d in p]:
         mask[disk(c, r, shape=shape)] = True
     rng = np.random.default_rng(0)
     image = np.where(mask, 0.3, 1.0)
@@ -36,8 +44,7 @@ def _draw_known_disks(shape=(400, 400)):
 
 
 def _write_tiff(path: Path, image: np.ndarray, px: float) -> None:
-    tifffile.imwrite(path, image, imagej=True, resolution=(1 / px, 1 / px),
-                     metadata={"unit": "nm"})
+    tifffile.imwrite(path, image, imagej=True, resolution=(1 / px, 1 / px), metadata={"unit": "nm"})
 
 
 def test_analyze_reproduces_known_disks_and_splits_pairs(tmp_path, capsys):
@@ -46,11 +53,17 @@ def test_analyze_reproduces_known_disks_and_splits_pairs(tmp_path, capsys):
     _write_tiff(src, image, PIXEL_SIZE_NM)
     out = tmp_path / "out"
 
-    assert main(["analyze", str(src), "--out", str(out), "-q"]) == 0
+    assert main(["analyze", str(src), "--out", str(out), "--segmenter", "threshold", "-q"]) == 0
 
     folder = out / "disks"
-    for name in ("segmentation.png", "labels.tif", "particles.parquet", "particles.csv",
-                 "overlay.png", "metadata.json"):
+    for name in (
+        "segmentation.png",
+        "labels.tif",
+        "particles.parquet",
+        "particles.csv",
+        "overlay.png",
+        "metadata.json",
+    ):
         assert (folder / name).is_file(), name
     table = pd.read_parquet(folder / "particles.parquet")
     assert len(table) == len(isolated) + 2 * len(pairs)
@@ -74,7 +87,22 @@ def test_pixel_size_option_overrides_file(tmp_path):
     src = tmp_path / "disks.tif"
     _write_tiff(src, image, PIXEL_SIZE_NM)
     out = tmp_path / "out"
-    assert main(["analyze", str(src), "--out", str(out), "--pixel-size", "0.5", "-q"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(src),
+                "--out",
+                str(out),
+                "--pixel-size",
+                "0.5",
+                "--segmenter",
+                "threshold",
+                "-q",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((out / "disks" / "metadata.json").read_text())
     assert meta["pixel_size_nm"] == pytest.approx(0.5)
     assert meta["calibration_source"] == "user"
@@ -91,19 +119,23 @@ def test_uncalibrated_png_needs_pixel_size(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert any("plain.png" in line and "pixel" in line for line in err)
     assert not (out / "plain" / "particles.parquet").exists()
-    assert main(["analyze", str(src), "--out", str(out), "--pixel-size", "0.25", "-q"]) == 0
+    args = ["analyze", str(src), "--out", str(out), "--pixel-size", "0.25"]
+    assert main([*args, "--segmenter", "threshold", "-q"]) == 0
     assert (out / "plain" / "particles.parquet").exists()
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nanomorph.cli", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "nanomorph.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize(
     "relpath",
-    ["dm/rosettasciio/2D/test_diffraction_pattern.dm3",
-     "dm/rosettasciio/1D/test-EELS_spectrum.dm3"],
+    [
+        "dm/rosettasciio/2D/test_diffraction_pattern.dm3",
+        "dm/rosettasciio/1D/test-EELS_spectrum.dm3",
+    ],
 )
 def test_not_a_micrograph_is_refused_in_one_line(shared_data, tmp_path, relpath):
     src = shared_data / relpath

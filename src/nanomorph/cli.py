@@ -31,24 +31,63 @@ def _positive_float(text: str) -> float:
 
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("analysis parameters (defaults: the reference method's)")
-    g.add_argument("--min-particle-diameter", type=float, default=0.5, metavar="NM",
-                   help="regions with a smaller equivalent diameter are speckles (default 0.5)")
-    g.add_argument("--min-hole-diameter", type=float, default=0.5, metavar="NM",
-                   help="holes with a smaller equivalent diameter are filled (default 0.5)")
-    g.add_argument("--separation", choices=("uecs", "watershed", "none"), default="uecs",
-                   help="how overlapping particles are split (default uecs)")
-    g.add_argument("--overlap-test", choices=("sensitive", "paper"), default="sensitive",
-                   help="paper: convexity < threshold only; sensitive (default): also low solidity")
-    g.add_argument("--convexity-threshold", type=float, default=0.95,
-                   help="convexity below which a region counts as overlapping (default 0.95)")
-    g.add_argument("--convexity-lower-bound", type=float, default=0.5,
-                   help="regions less convex than this are excluded (default 0.5)")
-    g.add_argument("--min-marker-px", type=int, default=30,
-                   help="UECS markers smaller than this many pixels are discarded (default 30)")
-    g.add_argument("--min-marker-diameter", type=float, default=0.5, metavar="NM",
-                   help="UECS markers with a smaller equivalent diameter are discarded (0.5)")
-    g.add_argument("--edge", choices=("drop", "flag"), default="drop",
-                   help="particles touching the image border: drop (default) or flag")
+    g.add_argument(
+        "--min-particle-diameter",
+        type=float,
+        default=0.5,
+        metavar="NM",
+        help="regions with a smaller equivalent diameter are speckles (default 0.5)",
+    )
+    g.add_argument(
+        "--min-hole-diameter",
+        type=float,
+        default=0.5,
+        metavar="NM",
+        help="holes with a smaller equivalent diameter are filled (default 0.5)",
+    )
+    g.add_argument(
+        "--separation",
+        choices=("uecs", "watershed", "none"),
+        default="uecs",
+        help="how overlapping particles are split (default uecs)",
+    )
+    g.add_argument(
+        "--overlap-test",
+        choices=("sensitive", "paper"),
+        default="sensitive",
+        help="paper: convexity < threshold only; sensitive (default): also low solidity",
+    )
+    g.add_argument(
+        "--convexity-threshold",
+        type=float,
+        default=0.95,
+        help="convexity below which a region counts as overlapping (default 0.95)",
+    )
+    g.add_argument(
+        "--convexity-lower-bound",
+        type=float,
+        default=0.5,
+        help="regions less convex than this are excluded (default 0.5)",
+    )
+    g.add_argument(
+        "--min-marker-px",
+        type=int,
+        default=30,
+        help="UECS markers smaller than this many pixels are discarded (default 30)",
+    )
+    g.add_argument(
+        "--min-marker-diameter",
+        type=float,
+        default=0.5,
+        metavar="NM",
+        help="UECS markers with a smaller equivalent diameter are discarded (0.5)",
+    )
+    g.add_argument(
+        "--edge",
+        choices=("drop", "flag"),
+        default="drop",
+        help="particles touching the image border: drop (default) or flag",
+    )
 
 
 def _expand_inputs(paths: Sequence[str]) -> list[Path]:
@@ -58,11 +97,13 @@ def _expand_inputs(paths: Sequence[str]) -> list[Path]:
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+            )
             if not found:
-                raise CliError(f"{path}: folder holds no micrographs "
-                               f"({', '.join(SUPPORTED_SUFFIXES)})")
+                raise CliError(
+                    f"{path}: folder holds no micrographs ({', '.join(SUPPORTED_SUFFIXES)})"
+                )
             files.extend(found)
         elif path.exists():
             files.append(path)
@@ -99,16 +140,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     files = _expand_inputs(args.images)
     try:
-        segmenter = make_segmenter(args.segmenter, model=args.model, device=args.device,
-                                   polarity=args.polarity)
+        segmenter = make_segmenter(
+            args.segmenter, model=args.model, device=args.device, polarity=args.polarity
+        )
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
     segmenter_info = segmenter.describe()
     out = Path(args.out)
     failures = 0
     n_particles = 0
-    for path in tqdm(files, desc="micrographs", unit="file", disable=args.quiet or None,
-                     file=sys.stderr):
+    for path in tqdm(
+        files, desc="micrographs", unit="file", disable=args.quiet or None, file=sys.stderr
+    ):
         try:
             for micrograph in iter_micrographs(path, pixel_size_nm=args.pixel_size):
                 result = analyze_micrograph(micrograph, segmenter, params)
@@ -120,22 +163,59 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             failures += 1
             print(f"nanomorph: error: {exc}", file=sys.stderr)
     if failures:
-        print(f"nanomorph: {failures} of {len(files)} file(s) could not be analysed",
-              file=sys.stderr)
+        print(
+            f"nanomorph: {failures} of {len(files)} file(s) could not be analysed", file=sys.stderr
+        )
         return 1
     if not args.quiet:
-        print(f"{n_particles} particles measured in {len(files)} file(s); results in {out}",
-              file=sys.stderr)
+        print(
+            f"{n_particles} particles measured in {len(files)} file(s); results in {out}",
+            file=sys.stderr,
+        )
     return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import write_dataset
 
-    out = write_dataset(args.out, n_images=args.n, seed=args.seed, shape=tuple(args.shape),
-                        scenarios=[args.scenario] if args.scenario else None, fmt=args.format)
+    out = write_dataset(
+        args.out,
+        n_images=args.n,
+        seed=args.seed,
+        shape=tuple(args.shape),
+        scenarios=[args.scenario] if args.scenario else None,
+        fmt=args.format,
+    )
     print(f"{args.n} simulated micrographs written to {out}", file=sys.stderr)
     return 0
+
+
+def _export_model_folder(source: Path, target: Path) -> None:
+    """Copy a trained model folder into place, replacing the target only once complete."""
+    import shutil
+    import tempfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for item in source.iterdir():
+            if item.is_file():
+                shutil.copy2(item, staging / item.name)
+        # Files the training does not write (the model card) are kept.
+        if target.is_dir():
+            for item in target.iterdir():
+                if item.is_file() and not (staging / item.name).exists():
+                    shutil.copy2(item, staging / item.name)
+            backup = target.with_name(f".{target.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            target.rename(backup)
+            staging.rename(target)
+            shutil.rmtree(backup)
+        else:
+            staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -164,10 +244,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     except TrainingError as exc:
         raise CliError(str(exc)) from None
+    if args.export and result.get("finished"):
+        _export_model_folder(Path(result["model_dir"]), Path(args.export))
+        result["model_dir"] = args.export
     test = result.get("test") or {}
-    print(f"best validation particle IoU {result['best_val_particle_iou']:.3f} at step "
-          f"{result['best_step']}; test particle IoU {test.get('particle_iou', float('nan')):.3f}; "
-          f"model in {result['model_dir']}", file=sys.stderr)
+    print(
+        f"best validation particle IoU {result['best_val_particle_iou']:.3f} at step "
+        f"{result['best_step']}; test particle IoU {test.get('particle_iou', float('nan')):.3f}; "
+        f"model in {result['model_dir']}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -195,11 +281,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     params = AnalysisParameters()
     instances_fn = None
     if args.instances == "pipeline":
+
         def instances_fn(mask, pixel_size_nm):
             # Particles as the analysis sees them: despeckled and separated (edges kept, since
             # the simulator's table includes edge particles).
-            _, separation = postprocess(mask, pixel_size_nm,
-                                        dataclasses.replace(params, edge="flag"))
+            _, separation = postprocess(
+                mask, pixel_size_nm, dataclasses.replace(params, edge="flag")
+            )
             return separation.labels
 
     result = evaluate(
@@ -213,10 +301,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         name=args.segmenter if args.segmenter == "threshold" else str(args.model or "model"),
         progress=not args.quiet,
     )
-    for scenario, scores in result.get("by_scenario", {}).items():
-        pixel = scores.get("pixel", scores)
-        iou = pixel.get("particle_iou", float("nan")) if isinstance(pixel, dict) else float("nan")
-        print(f"{scenario:26s} particle IoU {iou:.3f}")
+    print(
+        f"{'scenario':26s} {'particle IoU':>12s} {'recall':>7s} {'precision':>9s} "
+        f"{'mean d error':>12s}"
+    )
+    for scenario, scores in [*result["scenarios"].items(), ("overall", result["overall"])]:
+        print(
+            f"{scenario:26s} {scores['pixel']['particle_iou']:12.3f} "
+            f"{scores['instance']['recall']:7.3f} {scores['instance']['precision']:9.3f} "
+            f"{100 * scores['diameter']['mean_image_mean_diameter_error']:+11.1f}%"
+        )
     print(f"metrics written to {args.out}", file=sys.stderr)
     return 0
 
@@ -231,18 +325,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("analyze", help="segment, separate and measure particles in micrographs")
-    p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="micrographs (.dm3 .dm4 .ser .emd .tif .png .jpg) or folders of them")
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="micrographs (.dm3 .dm4 .ser .emd .tif .png .jpg) or folders of them",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--pixel-size", type=_positive_float, metavar="NM",
-                   help="pixel size in nm; overrides the file's calibration")
-    p.add_argument("--segmenter", choices=("model", "threshold"), default="threshold",
-                   help="the trained network or the classical threshold (default threshold)")
-    p.add_argument("--polarity", choices=("dark", "bright", "auto"), default="auto",
-                   help="dark particles on bright background or the reverse (threshold only)")
+    p.add_argument(
+        "--pixel-size",
+        type=_positive_float,
+        metavar="NM",
+        help="pixel size in nm; overrides the file's calibration",
+    )
+    p.add_argument(
+        "--segmenter",
+        choices=("model", "threshold"),
+        default="threshold",
+        help="the trained network or the classical threshold (default threshold)",
+    )
+    p.add_argument(
+        "--polarity",
+        choices=("dark", "bright", "auto"),
+        default="auto",
+        help="dark particles on bright background or the reverse (threshold only)",
+    )
     p.add_argument("--model", metavar="NAME|PATH", help="model name or folder (default: shipped)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where the network runs (default auto: CUDA when available)")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the network runs (default auto: CUDA when available)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_analysis_options(p)
     p.set_defaults(func=cmd_analyze)
@@ -257,8 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("train", help="train the segmentation network on simulated micrographs")
-    p.add_argument("--out", required=True, metavar="DIR",
-                   help="run folder: image cache, checkpoint, log, best model in DIR/model")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="run folder: image cache, checkpoint, log, best model in DIR/model",
+    )
     p.add_argument("--steps", type=int, default=6000, help="optimiser steps (default 6000)")
     p.add_argument("--tile-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=8)
@@ -275,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="processes simulating the pool")
     p.add_argument("--name", default="nanomorph-deeplabv3plus-r18", help="model name")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument(
+        "--export",
+        metavar="DIR",
+        help="copy the best model folder here when training finishes (e.g. resources/models/NAME)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
@@ -288,8 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=10, help="images per scenario (default 10)")
     p.add_argument("--seed", type=int, default=20240601, help="test-set seed")
     p.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
-    p.add_argument("--instances", choices=("components", "pipeline"), default="pipeline",
-                   help="particles = connected components, or the despeckle+separation pipeline")
+    p.add_argument(
+        "--instances",
+        choices=("components", "pipeline"),
+        default="pipeline",
+        help="particles = connected components, or the despeckle+separation pipeline",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
     return parser
@@ -298,8 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if not args.verbose:
         # Reader warnings (RGB converted to grey...) are recorded in metadata.json; on the
         # terminal they are shown once each, not per frame.

@@ -117,8 +117,11 @@ class ThresholdSegmenter:
         return segment_threshold(image, pixel_size_nm, polarity=self.polarity)  # type: ignore[arg-type]
 
     def describe(self) -> dict[str, Any]:
-        return {"segmenter": "threshold", "method": "gaussian 1 px + Otsu",
-                "polarity": self.polarity}
+        return {
+            "segmenter": "threshold",
+            "method": "gaussian 1 px + Otsu",
+            "polarity": self.polarity,
+        }
 
 
 class NetworkSegmenterAdapter:
@@ -185,8 +188,9 @@ class AnalysisResult:
         if len(d) == 0:
             return f"{name}: 0 particles"
         sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
-        return (f"{name}: {len(d)} particles, equivalent diameter "
-                f"{float(d.mean()):.2f} ± {sd:.2f} nm")
+        return (
+            f"{name}: {len(d)} particles, equivalent diameter {float(d.mean()):.2f} ± {sd:.2f} nm"
+        )
 
 
 def postprocess(mask: np.ndarray, pixel_size_nm: float, params: AnalysisParameters):
@@ -271,8 +275,9 @@ def image_metadata(
     if result is not None:
         sep = result.separation
         meta["n_particles"] = int(len(result.particles))
-        meta["n_separated"] = int(result.particles["separated"].sum()) if len(
-            result.particles) else 0
+        meta["n_separated"] = (
+            int(result.particles["separated"].sum()) if len(result.particles) else 0
+        )
         meta["n_excluded"] = int(getattr(sep, "n_excluded", 0))
         meta["excluded_reasons"] = dict(getattr(sep, "excluded_reasons", {}))
     if extra:

@@ -31,6 +31,5 @@ rule train_model:
         mem_mb=16000,
         runtime=240,
         gpu=1 if config["device"] == "cuda" else 0,
-    shell:
-        "nanomorph train --out resources/models/{wildcards.name} --device {params.device} "
-        "{params.extra} > {log} 2>&1"
+    script:
+        "../scripts/train.py"

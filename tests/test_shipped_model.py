@@ -1,0 +1,65 @@
+"""The shipped segmentation model: self-describing, small, and it finds particles.
+
+CI never retrains it; these tests check the committed folder and that it segments a few images
+with known answers (simulated, never seen in training; and a real HAADF micrograph).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nanomorph.segment.model import DEFAULT_MODEL_NAME, find_model_folder
+
+try:
+    MODEL_DIR = find_model_folder(None)
+except ValueError:  # the shipped folder is missing: the checks below cannot run
+    MODEL_DIR = None
+
+pytestmark = pytest.mark.skipif(MODEL_DIR is None, reason="no shipped model folder")
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    from nanomorph.segment.model import load_segmenter
+
+    return load_segmenter(None, device="cpu")
+
+
+def test_model_folder_is_complete_and_small():
+    assert MODEL_DIR.name == DEFAULT_MODEL_NAME
+    for name in ("model.safetensors", "config.json", "metrics.json", "MODEL_CARD.md"):
+        assert (MODEL_DIR / name).is_file(), name
+    assert (MODEL_DIR / "model.safetensors").stat().st_size <= 30e6
+    config = json.loads((MODEL_DIR / "config.json").read_text())
+    assert config["architecture"] == "deeplabv3plus"
+    assert config["encoder"] == "resnet18"
+    metrics = json.loads((MODEL_DIR / "metrics.json").read_text())
+    assert 0 <= metrics["test"]["particle_iou"] <= 1
+
+
+@pytest.mark.parametrize("scenario", ["isolated", "haadf"])
+def test_segments_unseen_simulated_micrographs(segmenter, scenario):
+    from nanomorph.simulate import simulate_micrograph
+
+    sim = simulate_micrograph(
+        np.random.default_rng([777, len(scenario)]), shape=(256, 256), scenario=scenario
+    )
+    mask = segmenter.segment(sim.image, sim.pixel_size_nm)
+    assert mask.shape == sim.mask.shape
+    iou = (mask & sim.mask).sum() / max((mask | sim.mask).sum(), 1)
+    assert iou > 0.6
+
+
+def test_counts_particles_in_a_real_haadf_micrograph(shared_data, segmenter):
+    """ParticleSpy's JEOL HAADF image holds about 20 bright particles (see shared/data/README)."""
+    from skimage.measure import label
+
+    from nanomorph.io import read_micrographs
+
+    (micrograph,) = read_micrographs(shared_data / "particlespy-haadf" / "JEOL HAADF Image.dm4")
+    mask = segmenter.segment(micrograph.image, micrograph.pixel_size_nm)
+    n = int(label(mask).max())
+    assert 12 <= n <= 30
