@@ -260,6 +260,21 @@ class NetworkSegmenter:
         """Model name from its config."""
         return str(self.config.get("name", "unnamed"))
 
+    def describe(self) -> dict[str, Any]:
+        """What metadata.json records about the segmentation: enough to reproduce it."""
+        return {
+            "model": self.name,
+            "model_folder": self.config.get("folder"),
+            "architecture": self.config.get("architecture"),
+            "encoder": self.config.get("encoder"),
+            "trained_with_nanomorph": self.config.get("nanomorph_version"),
+            "device": str(self.device),
+            "precision": self.precision,
+            "tile_size": self.tile_size,
+            "overlap": self.overlap,
+            "threshold": self.threshold,
+        }
+
     def predict_proba(
         self, image: np.ndarray, pixel_size_nm: float, polarity: str = "auto"
     ) -> np.ndarray:

@@ -249,7 +249,9 @@ def draw_params(
     # Dose floor: the median particle must stay detectable (matched-filter SNR >= snr_min,
     # counting shot noise on the local background and read noise); a simulator that draws
     # invisible particles teaches the network to guess.
-    area_px = np.pi / 4 * d_px**2
+    # The matched filter integrates over at most a 5×5 neighbourhood: a large particle at a
+    # per-pixel SNR of 0.1 is "detectable" over its whole area but invisible to a person.
+    area_px = min(np.pi / 4 * d_px**2, 25.0)
     height = p["height_factor"]
     if p["modality"] == "bf":
         mean_t = 2 / 3 * d_nm * height
@@ -259,7 +261,7 @@ def draw_params(
     else:
         signal = 2 / 3 * height
         background = 0.02 + p["support_baseline"] + p["support_strength"]
-    p["snr_min"] = float(u(4.0, 8.0) if low else (u(3.0, 8.0) if hard else u(5.0, 12.0)))
+    p["snr_min"] = float(u(7.0, 12.0) if low else (u(5.0, 10.0) if hard else u(6.0, 14.0)))
     snr2 = p["snr_min"] ** 2
     a = signal**2 * area_px
     dose_floor = (
@@ -273,4 +275,7 @@ def draw_params(
     p["gain"] = float(_logu(rng, 0.2, 20.0))
     p["offset"] = float(u(0.0, 500.0))
     p["clip_fraction"] = float(u(0.0, 0.005))
+    # Particle signal vs background structure at the particle scale (see micrograph.py): what
+    # a person would still label; below it the particle signal is amplified.
+    p["visibility_min"] = float(u(1.5, 4.0) if hard or low else u(2.0, 5.0))
     return p
