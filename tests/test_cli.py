@@ -144,7 +144,7 @@ def test_not_a_micrograph_is_refused_in_one_line(shared_data, tmp_path, relpath)
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert "Traceback" not in proc.stderr
-    assert any(src.name in line for line in lines)
+    assert len(lines) == 1 and src.name in lines[0]
     assert not list(out.rglob("particles.*")) if out.exists() else True
 
 
@@ -155,8 +155,8 @@ def test_garbage_file_is_refused_in_one_line(tmp_path):
     proc = _run_cli("analyze", str(src), "--out", str(out), "-q")
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
-    first = [line for line in proc.stderr.splitlines() if line.strip()][0]
-    assert "broken.dm3" in first
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "broken.dm3" in lines[0]
     assert not (out / "broken" / "particles.parquet").exists()
 
 

@@ -163,9 +163,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             failures += 1
             print(f"nanomorph: error: {exc}", file=sys.stderr)
     if failures:
-        print(
-            f"nanomorph: {failures} of {len(files)} file(s) could not be analysed", file=sys.stderr
-        )
+        if len(files) > 1:  # a single bad file has said everything in its one line
+            print(
+                f"nanomorph: {failures} of {len(files)} file(s) could not be analysed",
+                file=sys.stderr,
+            )
         return 1
     if not args.quiet:
         print(
