@@ -89,6 +89,11 @@ def test_training_lowers_the_loss_and_writes_a_usable_model(tmp_path):
     assert 0 <= metrics["test"]["particle_iou"] <= 1
     segmenter = load_segmenter(tmp_path / "model", device="cpu")
     assert segmenter.config["training"]["steps"] == 24
+    # The threshold was tuned on the validation split and is the one the test was scored with.
+    tuning = segmenter.config["threshold_tuning"]["particle_iou"]
+    best = max(tuning, key=lambda t: (tuning[t], -abs(float(t) - 0.5)))
+    assert segmenter.threshold == float(best)
+    assert metrics["test"]["threshold"] == segmenter.threshold
     image = disks_sample(99).image
     assert segmenter(image, 0.5).shape == image.shape
 

@@ -343,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--segmenter",
         choices=("model", "threshold"),
-        default="threshold",
-        help="the trained network or the classical threshold (default threshold)",
+        default="model",
+        help="the trained network (default) or the classical smoothing + Otsu threshold",
     )
     p.add_argument(
         "--polarity",

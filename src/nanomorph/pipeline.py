@@ -145,7 +145,7 @@ class NetworkSegmenterAdapter:
 
 
 def make_segmenter(
-    kind: str = "threshold",
+    kind: str = "model",
     model: str | Path | None = None,
     device: str = "auto",
     polarity: str = "auto",

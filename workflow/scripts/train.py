@@ -11,11 +11,16 @@ sys.stderr = sys.stdout = open(smk.log[0], "w")
 name = smk.wildcards.name
 args = [
     "train",
-    "--out", f"work/train/{name}",
-    "--name", name,
-    "--export", f"resources/models/{name}",
-    "--device", smk.params.device,
-    "--threads", str(smk.threads),
+    "--out",
+    f"work/train/{name}",
+    "--name",
+    name,
+    "--export",
+    f"resources/models/{name}",
+    "--device",
+    smk.params.device,
+    "--threads",
+    str(smk.threads),
     "--quiet",
     *shlex.split(smk.params.extra),
 ]

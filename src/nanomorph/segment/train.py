@@ -425,6 +425,34 @@ def lr_factor(step: int, total_steps: int, warmup_fraction: float, final_fractio
     return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def _pool_probabilities(
+    model: torch.nn.Module,
+    images: Sequence[PoolImage],
+    preprocess: PreprocessConfig,
+    device: torch.device,
+    precision: str,
+    tile_size: int = 512,
+):
+    """Yield ``(item, probability)`` for pool images, with the inference code's tiling."""
+    for item in images:
+        x = normalize_image(
+            item.image.astype(np.float32),
+            preprocess.low_percentile,
+            preprocess.high_percentile,
+            preprocess.clip,
+        )
+        prob = predict_tiled(
+            model,
+            x,
+            tile_size=tile_size,
+            overlap=64,
+            device=device,
+            precision=precision,
+            channels_last=device.type == "cpu",
+        )
+        yield item, prob
+
+
 def score_images(
     model: torch.nn.Module,
     images: Sequence[PoolImage],
@@ -432,6 +460,7 @@ def score_images(
     device: torch.device,
     precision: str,
     tile_size: int = 512,
+    threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Pixel metrics of a model on pool images, overall and per scenario.
 
@@ -449,6 +478,8 @@ def score_images(
         Inference precision.
     tile_size : int
         Inference tile size.
+    threshold : float
+        Probability at or above which a pixel is a particle.
 
     Returns
     -------
@@ -457,29 +488,84 @@ def score_images(
     """
     total = np.zeros((2, 2), dtype=np.int64)
     by_scenario: dict[str, np.ndarray] = {}
-    for item in images:
-        x = normalize_image(
-            item.image.astype(np.float32),
-            preprocess.low_percentile,
-            preprocess.high_percentile,
-            preprocess.clip,
-        )
-        prob = predict_tiled(
-            model,
-            x,
-            tile_size=tile_size,
-            overlap=64,
-            device=device,
-            precision=precision,
-            channels_last=device.type == "cpu",
-        )
-        cm = confusion_matrix(item.mask, prob >= 0.5)
+    for item, prob in _pool_probabilities(model, images, preprocess, device, precision, tile_size):
+        cm = confusion_matrix(item.mask, prob >= threshold)
         total += cm
         by_scenario[item.scenario] = by_scenario.get(item.scenario, 0) + cm
     result = pixel_metrics(total)
     result["n_images"] = len(images)
+    result["threshold"] = threshold
     result["by_scenario"] = {k: pixel_metrics(v) for k, v in sorted(by_scenario.items())}
     return result
+
+
+#: Probability thresholds tried when tuning on the validation split.
+THRESHOLD_CANDIDATES = tuple(round(t, 2) for t in np.arange(0.25, 0.80, 0.05))
+
+
+def tune_threshold(
+    model: torch.nn.Module,
+    images: Sequence[PoolImage],
+    preprocess: PreprocessConfig,
+    device: torch.device,
+    precision: str,
+    candidates: Sequence[float] = THRESHOLD_CANDIDATES,
+) -> tuple[float, dict[str, float]]:
+    """The probability threshold with the best particle IoU on validation images.
+
+    A network trained with a Dice term is not calibrated, so 0.5 is not necessarily where its
+    particle outlines are best placed; the threshold is chosen on the validation split (never
+    the test split) and stored in the model's ``config.json``, as StarDist stores its thresholds.
+
+    Returns
+    -------
+    (threshold, {threshold: particle IoU})
+    """
+    totals = {t: np.zeros((2, 2), dtype=np.int64) for t in candidates}
+    for item, prob in _pool_probabilities(model, images, preprocess, device, precision):
+        for t in candidates:
+            totals[t] += confusion_matrix(item.mask, prob >= t)
+    ious = {float(t): float(pixel_metrics(cm)["particle_iou"]) for t, cm in totals.items()}
+    best = max(ious, key=lambda t: (ious[t], -abs(t - 0.5)))
+    return best, ious
+
+
+def finalize_model(
+    model_dir: Path,
+    cache_dir: Path,
+    split: dict[str, list[int]],
+    preprocess: PreprocessConfig,
+    device: torch.device,
+    precision: str,
+    extra_metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Tune the threshold of the best model on validation, then score it on the test split.
+
+    Rewrites the model folder with the tuned ``threshold`` in ``config.json`` and the test
+    metrics in ``metrics.json``; returns the test scores.
+    """
+    from nanomorph.segment.model import load_model
+
+    best_model, config = load_model(model_dir)
+    best_model = best_model.to(device)
+    val_pool = load_pool(cache_dir, split["validation"], preprocess)
+    threshold, ious = tune_threshold(best_model, val_pool, preprocess, device, precision)
+    config["threshold"] = threshold
+    config["threshold_tuning"] = {"split": "validation", "particle_iou": ious}
+    test_pool = load_pool(cache_dir, split["test"], preprocess)
+    test_scores = score_images(
+        best_model, test_pool, preprocess, device, precision, threshold=threshold
+    )
+    existing = json.loads((model_dir / "metrics.json").read_text())
+    metrics = {
+        **(extra_metrics or {}),
+        "test": test_scores,
+        "validation": existing.get("validation", {}),
+        "n_images": {name: len(seeds) for name, seeds in split.items()},
+    }
+    config.pop("folder", None)
+    save_model_folder(best_model, model_dir, config, metrics)
+    return test_scores
 
 
 def _append_log(path: Path, record: dict[str, Any]) -> None:
@@ -750,21 +836,16 @@ def train(
             "best_val_particle_iou": best_iou,
         }
 
-    # Final: score the best model on the held-out test split.
-    from nanomorph.segment.model import load_model
-
-    best_model, _ = load_model(model_dir)
-    best_model = best_model.to(device_)
-    test_pool = load_pool(cache_dir, split["test"], settings.preprocess)
-    test_scores = score_images(best_model, test_pool, settings.preprocess, device_, precision)
-    existing = json.loads((model_dir / "metrics.json").read_text())
-    metrics = {
-        "best_step": best_step,
-        "test": test_scores,
-        "validation": existing.get("validation", {}),
-        "n_images": {name: len(seeds) for name, seeds in split.items()},
-    }
-    save_model_folder(best_model, model_dir, model_config(), metrics)
+    # Final: tune the threshold on validation, score the best model on the held-out test split.
+    test_scores = finalize_model(
+        model_dir,
+        cache_dir,
+        split,
+        settings.preprocess,
+        device_,
+        precision,
+        extra_metrics={"best_step": best_step},
+    )
     _append_log(
         log_path,
         {"kind": "test", "step": best_step, "particle_iou": test_scores["particle_iou"]},
