@@ -115,7 +115,7 @@ def test_uncalibrated_png_needs_pixel_size(tmp_path, capsys):
     src = tmp_path / "plain.png"
     Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(src)
     out = tmp_path / "out"
-    assert main(["analyze", str(src), "--out", str(out), "-q"]) != 0
+    assert main(["analyze", str(src), "--out", str(out), "--segmenter", "threshold", "-q"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert any("plain.png" in line and "pixel" in line for line in err)
     assert not (out / "plain" / "particles.parquet").exists()
@@ -140,7 +140,7 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_not_a_micrograph_is_refused_in_one_line(shared_data, tmp_path, relpath):
     src = shared_data / relpath
     out = tmp_path / "out"
-    proc = _run_cli("analyze", str(src), "--out", str(out), "-q")
+    proc = _run_cli("analyze", str(src), "--out", str(out), "--segmenter", "threshold", "-q")
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert "Traceback" not in proc.stderr
@@ -152,7 +152,7 @@ def test_garbage_file_is_refused_in_one_line(tmp_path):
     src = tmp_path / "broken.dm3"
     src.write_bytes(np.random.default_rng(1).bytes(4096))
     out = tmp_path / "out"
-    proc = _run_cli("analyze", str(src), "--out", str(out), "-q")
+    proc = _run_cli("analyze", str(src), "--out", str(out), "--segmenter", "threshold", "-q")
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -208,6 +208,13 @@ def _iter_groups(df: pd.DataFrame, keys: list[str]) -> Iterator[tuple[dict, pd.D
         yield dict(zip(keys, key, strict=True)), part
 
 
+def _require_columns(table: pd.DataFrame, columns: Iterable[str], table_name: str) -> None:
+    """Raise AggregationError naming the first of ``columns`` that ``table`` lacks."""
+    for column in columns:
+        if column not in table.columns:
+            raise AggregationError(f"The {table_name} has no column {column!r}.")
+
+
 def _count_true(df: pd.DataFrame, column: str) -> int:
     if column not in df:
         return 0
@@ -417,9 +424,7 @@ def series_statistics(
     AggregationError
         If the frame or property column is missing, or a frame index is missing.
     """
-    for col in (frame_col, property):
-        if col not in df.columns:
-            raise AggregationError(f"The particle table has no column {col!r}.")
+    _require_columns(df, (frame_col, property), "particle table")
     if df[frame_col].isna().any():
         raise AggregationError(f"Column {frame_col!r} has missing frame indices.")
     grouped = df.groupby(frame_col, sort=True)[property]
@@ -483,9 +488,7 @@ def track_particles(
         needed.append("equivalent_diameter_nm")
     if group_by is not None:
         needed.append(group_by)
-    for col in needed:
-        if col not in df.columns:
-            raise AggregationError(f"The particle table has no column {col!r}.")
+    _require_columns(df, needed, "particle table")
     out = df.copy()
     if len(out) == 0:
         out["track_id"] = pd.Series(dtype=int)
@@ -562,9 +565,7 @@ def track_summary(
     AggregationError
         If ``track_id``, the frame or the property column is missing.
     """
-    for col in ("track_id", frame_col, property):
-        if col not in tracks.columns:
-            raise AggregationError(f"The track table has no column {col!r}.")
+    _require_columns(tracks, ("track_id", frame_col, property), "track table")
     t = tracks.sort_values(["track_id", frame_col], kind="stable")
     g = t.groupby("track_id", sort=True)
     out = pd.DataFrame(

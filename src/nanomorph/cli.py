@@ -29,6 +29,29 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_segmenter_options(p: argparse.ArgumentParser) -> None:
+    """The options that choose and configure the segmenter (shared by analyze and evaluate)."""
+    p.add_argument(
+        "--segmenter",
+        choices=("model", "threshold"),
+        default="model",
+        help="the trained network (default) or the classical smoothing + Otsu threshold",
+    )
+    p.add_argument(
+        "--polarity",
+        choices=("dark", "bright", "auto"),
+        default="auto",
+        help="dark particles on bright background or the reverse (threshold only)",
+    )
+    p.add_argument("--model", metavar="NAME|PATH", help="model name or folder (default: shipped)")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the network runs (default auto: CUDA when available)",
+    )
+
+
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("analysis parameters (defaults: the reference method's)")
     g.add_argument(
@@ -91,20 +114,16 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
 
 
 def _expand_inputs(paths: Sequence[str]) -> list[Path]:
-    from .io import SUPPORTED_SUFFIXES
+    from .io import MicrographError, find_micrographs
 
     files: list[Path] = []
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-            )
-            if not found:
-                raise CliError(
-                    f"{path}: folder holds no micrographs ({', '.join(SUPPORTED_SUFFIXES)})"
-                )
-            files.extend(found)
+            try:
+                files.extend(find_micrographs(path))
+            except MicrographError as exc:  # "<folder>: folder holds no micrographs (...)"
+                raise CliError(str(exc)) from None
         elif path.exists():
             files.append(path)
         else:
@@ -340,25 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NM",
         help="pixel size in nm; overrides the file's calibration",
     )
-    p.add_argument(
-        "--segmenter",
-        choices=("model", "threshold"),
-        default="model",
-        help="the trained network (default) or the classical smoothing + Otsu threshold",
-    )
-    p.add_argument(
-        "--polarity",
-        choices=("dark", "bright", "auto"),
-        default="auto",
-        help="dark particles on bright background or the reverse (threshold only)",
-    )
-    p.add_argument("--model", metavar="NAME|PATH", help="model name or folder (default: shipped)")
-    p.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="where the network runs (default auto: CUDA when available)",
-    )
+    _add_segmenter_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_analysis_options(p)
     p.set_defaults(func=cmd_analyze)
@@ -405,10 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a segmenter on a fresh simulated test set")
     p.add_argument("--out", required=True, metavar="DIR", help="metrics, confusion matrices")
-    p.add_argument("--segmenter", choices=("model", "threshold"), default="model")
-    p.add_argument("--model", metavar="NAME|PATH", help="model name or folder (default: shipped)")
-    p.add_argument("--polarity", choices=("dark", "bright", "auto"), default="auto")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_segmenter_options(p)
     p.add_argument("--scenarios", nargs="*", help="simulator scenarios (default: all five)")
     p.add_argument("--n", type=int, default=10, help="images per scenario (default 10)")
     p.add_argument("--seed", type=int, default=20240601, help="test-set seed")

@@ -91,6 +91,16 @@ def _save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
     return path
 
 
+_NO_COLUMN_TO_DRAW = "The particle table has no column {!r} to draw."
+
+
+def _require_columns(table: pd.DataFrame, columns: Iterable[str], message: str) -> None:
+    """Raise ``PlotError(message.format(column))`` for the first of ``columns`` not in ``table``."""
+    for column in columns:
+        if column not in table.columns:
+            raise PlotError(message.format(column))
+
+
 def _finite(values: Iterable[float] | np.ndarray | pd.Series) -> np.ndarray:
     x = pd.to_numeric(pd.Series(np.asarray(values, dtype=object).ravel()), errors="coerce")
     x = x.to_numpy(dtype=float)
@@ -479,8 +489,7 @@ def save_histograms(
     out_dir = Path(out_dir)
     paths = {}
     for prop in properties:
-        if prop not in df.columns:
-            raise PlotError(f"The particle table has no column {prop!r} to draw.")
+        _require_columns(df, [prop], _NO_COLUMN_TO_DRAW)
         fig = Figure(figsize=(4, 3), layout="constrained")
         ax = fig.add_subplot()
         histogram(ax, df[prop], LABELS.get(prop, prop), unit_of(prop))
@@ -519,9 +528,7 @@ def save_sample_comparison(
     PlotError
         If a column is missing.
     """
-    for col in (property, sample_col):
-        if col not in df.columns:
-            raise PlotError(f"The particle table has no column {col!r} to draw.")
+    _require_columns(df, (property, sample_col), _NO_COLUMN_TO_DRAW)
     samples = list(pd.unique(df[sample_col].astype(str)))
     data = [_finite(df.loc[df[sample_col].astype(str) == s, property]) for s in samples]
     fig = Figure(figsize=(max(3.5, 0.9 * len(samples) + 1.5), 3.2), layout="constrained")
@@ -592,9 +599,11 @@ def save_series_plots(
         If the statistics columns are missing.
     """
     mean_col, sd_col = f"mean_{property}", f"sd_{property}"
-    for col in (frame_col, "count", mean_col, sd_col):
-        if col not in series_stats.columns:
-            raise PlotError(f"The series statistics have no column {col!r}.")
+    _require_columns(
+        series_stats,
+        (frame_col, "count", mean_col, sd_col),
+        "The series statistics have no column {!r}.",
+    )
     out_dir = Path(out_dir)
     x_col, x_label = _series_x(series_stats, frame_col, time_col)
     x = series_stats[x_col].to_numpy(float)
@@ -653,9 +662,9 @@ def save_tracks_plot(
     PlotError
         If ``track_id``, the frame or the property column is missing.
     """
-    for col in ("track_id", frame_col, property):
-        if col not in tracks.columns:
-            raise PlotError(f"The track table has no column {col!r}.")
+    _require_columns(
+        tracks, ("track_id", frame_col, property), "The track table has no column {!r}."
+    )
     x_col, x_label = _series_x(tracks, frame_col, time_col)
     fig = Figure(figsize=(4.5, 3), layout="constrained")
     ax = fig.add_subplot()
@@ -721,8 +730,7 @@ def save_size_distribution_figure(
     PlotError
         If the column is missing or ``fit`` is unknown.
     """
-    if property not in df.columns:
-        raise PlotError(f"The particle table has no column {property!r} to draw.")
+    _require_columns(df, [property], _NO_COLUMN_TO_DRAW)
     if fit not in ("lognormal", None):
         raise PlotError(f"Unknown fit {fit!r}; use 'lognormal' or None.")
     x = _finite(df[property])

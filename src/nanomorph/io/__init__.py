@@ -30,6 +30,7 @@ from pathlib import Path
 
 from . import dm, emd, hspy, raster, ser, tiff
 from ._core import ImageBlock, Refusal, micrographs_from_blocks, resample_to_square_pixels
+from .discover import count_frames, find_micrographs, image_sources
 from .micrograph import Micrograph, MicrographError
 from .units import classify_unit, length_unit_to_nm
 from .writers import write_calibrated_tiff, write_dm
@@ -39,6 +40,9 @@ __all__ = [
     "MicrographError",
     "SUPPORTED_SUFFIXES",
     "classify_unit",
+    "count_frames",
+    "find_micrographs",
+    "image_sources",
     "iter_micrographs",
     "length_unit_to_nm",
     "read_micrographs",

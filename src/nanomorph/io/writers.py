@@ -1,15 +1,13 @@
 """Writers for calibrated micrographs: ImageJ TIFF (tifffile) and DigitalMicrograph (nionswift-io).
 
-Both write to a temporary file beside the target and rename it into place, so that an
-interrupted run never leaves a half-written file under the final name.
+Both write through :func:`nanomorph.outputs.atomic_path` (a temporary file beside the target,
+renamed into place), so that an interrupted run never leaves a half-written file under the final
+name.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +31,6 @@ def _check(image: np.ndarray, pixel_size_nm: float, allow_stack: bool) -> np.nda
     if not (float(pixel_size_nm) > 0 and np.isfinite(pixel_size_nm)):
         raise ValueError(f"pixel size {pixel_size_nm!r} nm is not a positive finite number")
     return array
-
-
-@contextlib.contextmanager
-def _atomic_target(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it on success and vanishes on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_calibrated_tiff(
@@ -92,6 +73,9 @@ def write_calibrated_tiff(
     """
     import tifffile
 
+    # Imported here: nanomorph.outputs loads pandas, which reading micrographs never needs.
+    from ..outputs import atomic_path
+
     path = Path(path)
     array = _check(image, pixel_size_nm, allow_stack=True)
     if array.dtype not in _IMAGEJ_DTYPES:
@@ -101,7 +85,7 @@ def write_calibrated_tiff(
     if array.ndim == 3:
         meta.setdefault("axes", "TYX")
     resolution = 1.0 / float(pixel_size_nm)
-    with _atomic_target(path) as tmp:
+    with atomic_path(path) as tmp:
         tifffile.imwrite(
             tmp, array, imagej=True, resolution=(resolution, resolution), metadata=meta
         )
@@ -148,6 +132,8 @@ def write_dm(path: str | Path, image: np.ndarray, pixel_size_nm: float, version:
     ImportError
         If nionswift-io is not installed.
     """
+    from ..outputs import atomic_path
+
     if version not in (3, 4):
         raise ValueError(f"DM version {version!r} is not 3 or 4")
     path = Path(path)
@@ -160,6 +146,6 @@ def write_dm(path: str | Path, image: np.ndarray, pixel_size_nm: float, version:
         np.ascontiguousarray(array),
         dimensional_calibrations=[calibration.Calibration(scale=scale, units="nm")] * 2,
     )
-    with _atomic_target(path) as tmp, open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         save_image(xdata, handle, version)
     return path
