@@ -163,3 +163,17 @@ def test_garbage_file_is_refused_in_one_line(tmp_path):
 def test_missing_input_is_a_clear_error(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "nope.dm3"), "--out", str(tmp_path / "o")]) == 2
     assert "nope.dm3" in capsys.readouterr().err
+
+
+def test_simulate_writes_calibrated_micrographs_the_readers_accept(tmp_path):
+    from nanomorph.io import read_micrographs
+
+    out = tmp_path / "sim"
+    assert main(["simulate", str(out), "--n", "2", "--seed", "5", "--shape", "96", "96"]) == 0
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert len(manifest) == 2
+    for image in sorted((out / "images").iterdir()):
+        (micrograph,) = read_micrographs(image)
+        row = manifest[manifest["image"].str.contains(image.stem)].iloc[0]
+        assert micrograph.pixel_size_nm == pytest.approx(row["pixel_size_nm"], rel=1e-5)
+        assert micrograph.shape == (96, 96)
