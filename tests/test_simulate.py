@@ -222,3 +222,39 @@ def test_modality_override_redraws_what_depends_on_it() -> None:
         sim = simulate_micrograph(seed, (32, 32), scenario="haadf", modality="bf")
         assert sim.modality == "bf"
         assert sim.params["support_strength"] <= 0.8
+
+
+def test_particle_snr_separates_a_visible_disc_from_noise() -> None:
+    from nanomorph.simulate.micrograph import particle_snr
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    instances = np.zeros((64, 64), np.int64)
+    instances[(yy - 20) ** 2 + (xx - 20) ** 2 <= 16] = 1
+    instances[(yy - 44) ** 2 + (xx - 44) ** 2 <= 16] = 2
+    mask = instances > 0
+    image = rng.normal(100.0, 2.0, (64, 64))
+    image[instances == 1] -= 6.0  # dark disc, 3 sigma per pixel: plainly visible in bright field
+    snr = particle_snr(image, instances, mask, "bf")
+    assert np.isnan(snr[0])
+    assert snr[1] > 8.0  # 3 sigma x sqrt(25 px)
+    assert abs(snr[2]) < 3.0  # labelled but absent from the image
+    assert particle_snr(image, instances, mask, "haadf")[1] < -8.0  # wrong polarity: negative
+
+
+@pytest.mark.parametrize("scenario", ["ultrasmall_low_contrast", "haadf", None])
+def test_every_labelled_particle_is_visible_in_the_recorded_image(scenario: str | None) -> None:
+    # a label nobody could draw from the image teaches the network to guess and scores a
+    # segmenter on particles that cannot be found
+    from nanomorph.simulate.micrograph import particle_snr
+
+    fractions = []
+    for seed in range(6):
+        sim = simulate_micrograph(seed, (128, 128), scenario=scenario)
+        if len(sim.particles) == 0:
+            continue
+        snr = particle_snr(sim.image, sim.instances, sim.mask, sim.modality)
+        snr = snr[np.isfinite(snr)]
+        floor = sim.params["particle_snr_min"]
+        fractions.append(np.mean(snr < 0.6 * floor) if snr.size else 0.0)
+    assert np.mean(fractions) < 0.05

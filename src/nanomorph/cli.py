@@ -380,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="run folder: image cache, checkpoint, log, best model in DIR/model",
     )
-    p.add_argument("--steps", type=int, default=6000, help="optimiser steps (default 6000)")
+    p.add_argument("--steps", type=int, default=8000, help="optimiser steps (default 8000)")
     p.add_argument("--tile-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)

@@ -278,4 +278,6 @@ def draw_params(
     # Particle signal vs background structure at the particle scale (see micrograph.py): what
     # a person would still label; below it the particle signal is amplified.
     p["visibility_min"] = float(u(1.5, 4.0) if hard or low else u(2.0, 5.0))
+    # Rose criterion per particle: signal over the shot noise averaged on the particle
+    p["particle_snr_min"] = float(u(4.5, 6.5) if hard or low else u(5.0, 7.0))
     return p
