@@ -177,3 +177,26 @@ def test_simulate_writes_calibrated_micrographs_the_readers_accept(tmp_path):
         row = manifest[manifest["image"].str.contains(image.stem)].iloc[0]
         assert micrograph.pixel_size_nm == pytest.approx(row["pixel_size_nm"], rel=1e-5)
         assert micrograph.shape == (96, 96)
+
+
+def test_export_model_folder_replaces_the_model_keeps_the_card_and_adds_the_log(tmp_path):
+    import stat
+
+    from nanomorph.cli import _export_model_folder
+
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "model.safetensors").write_bytes(b"new weights")
+    (run / "model" / "config.json").write_text("{}")
+    (run / "log.jsonl").write_text('{"kind": "train"}\n')
+    target = tmp_path / "models" / "m"
+    target.mkdir(parents=True)
+    (target / "model.safetensors").write_bytes(b"old weights")
+    (target / "MODEL_CARD.md").write_text("card")
+    _export_model_folder(run / "model", target, run / "log.jsonl")
+    assert (target / "model.safetensors").read_bytes() == b"new weights"
+    assert (target / "MODEL_CARD.md").read_text() == "card"
+    assert (target / "training_log.jsonl").read_text().startswith('{"kind"')
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o644 for f in target.iterdir())
+    assert sorted(p.name for p in target.parent.iterdir()) == ["m"]  # no staging left behind

@@ -318,6 +318,11 @@ def test_evaluate_scores_any_callable_and_writes_reports(tmp_path):
     assert abs(overall["diameter"]["mean_relative_error"]) < 0.03
     for name in ("metrics.json", "per_image.csv", "confusion_isolated.png", "confusion_haadf.json"):
         assert (tmp_path / name).is_file()
+    per_image = pd.read_csv(tmp_path / "per_image.csv")
+    assert (per_image["particle_pixels_false_positive"] == 0).all()
+    assert (per_image["particle_pixels_false_negative"] == 0).all()
+    assert (per_image["particle_pixels_true_positive"] > 0).all()
+    assert (per_image["median_true_diameter_px"] > 20).all()
 
     empty = evaluate_module.evaluate(
         lambda image, pixel_size_nm: np.zeros(image.shape, bool),

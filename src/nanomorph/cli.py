@@ -211,17 +211,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_model_folder(source: Path, target: Path) -> None:
-    """Copy a trained model folder into place, replacing the target only once complete."""
+def _export_model_folder(source: Path, target: Path, training_log: Path | None = None) -> None:
+    """Copy a trained model folder (and the run's log) into place, replacing the target only
+    once complete."""
     import shutil
     import tempfile
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        # mkdtemp makes a private folder; a shipped model must be readable by everyone
+        staging.chmod(0o755)
         for item in source.iterdir():
             if item.is_file():
                 shutil.copy2(item, staging / item.name)
+        if training_log is not None and training_log.is_file():
+            shutil.copy2(training_log, staging / "training_log.jsonl")
+        for item in staging.iterdir():
+            item.chmod(0o644)
         # Files the training does not write (the model card) are kept.
         if target.is_dir():
             for item in target.iterdir():
@@ -266,7 +273,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     except TrainingError as exc:
         raise CliError(str(exc)) from None
     if args.export and result.get("finished"):
-        _export_model_folder(Path(result["model_dir"]), Path(args.export))
+        _export_model_folder(
+            Path(result["model_dir"]), Path(args.export), Path(args.out) / "log.jsonl"
+        )
         result["model_dir"] = args.export
     test = result.get("test") or {}
     print(

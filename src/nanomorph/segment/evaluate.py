@@ -296,6 +296,15 @@ def evaluate(
                 "scenario": item.scenario,
                 "pixel_size_nm": item.pixel_size_nm,
                 "particle_iou": pixel_metrics(cm)["particle_iou"],
+                # pixel counts, so that images can be pooled by any grouping afterwards
+                "particle_pixels_true_positive": int(cm[1, 1]),
+                "particle_pixels_false_positive": int(cm[0, 1]),
+                "particle_pixels_false_negative": int(cm[1, 0]),
+                "median_true_diameter_px": float(
+                    np.median(item.particles["equivalent_diameter_nm"]) / item.pixel_size_nm
+                )
+                if len(item.particles)
+                else np.nan,
                 "n_true": matching.n_true,
                 "n_predicted": matching.n_predicted,
                 "tp": matching.tp,

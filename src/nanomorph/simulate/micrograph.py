@@ -173,9 +173,7 @@ def simulate_micrograph(
         if present.any():
             params["visibility_gain"] = float(np.median(parts.gains[1:][present]))
             params["visibility_gain_max"] = float(parts.gains[1:][present].max())
-            params["visibility_amplified_fraction"] = float(
-                np.mean(parts.gains[1:][present] > 1.0)
-            )
+            params["visibility_amplified_fraction"] = float(np.mean(parts.gains[1:][present] > 1.0))
     # ids renumbered 1..n in drawing order (upper particles have larger ids)
     ranks = [r["rank"] for r in scene.table]
     lut = np.zeros(max(ranks + [int(scene.instances.max(initial=0))]) + 1, np.uint32)
