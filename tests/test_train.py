@@ -15,11 +15,13 @@ from skimage.draw import disk
 from nanomorph.segment.model import load_segmenter
 from nanomorph.segment.preprocess import PreprocessConfig
 from nanomorph.segment.train import (
+    THRESHOLD_IOU_TOLERANCE,
     AugmentConfig,
     PoolImage,
     TrainingError,
     TrainingSample,
     augment_intensity,
+    choose_threshold,
     lr_factor,
     make_batch,
     split_of_seed,
@@ -90,9 +92,11 @@ def test_training_lowers_the_loss_and_writes_a_usable_model(tmp_path):
     segmenter = load_segmenter(tmp_path / "model", device="cpu")
     assert segmenter.config["training"]["steps"] == 24
     # The threshold was tuned on the validation split and is the one the test was scored with.
-    tuning = segmenter.config["threshold_tuning"]["particle_iou"]
-    best = max(tuning, key=lambda t: (tuning[t], -abs(float(t) - 0.5)))
-    assert segmenter.threshold == float(best)
+    tuning = segmenter.config["threshold_tuning"]
+    ious = {float(t): v for t, v in tuning["particle_iou"].items()}
+    ratios = {float(t): v for t, v in tuning["median_matched_area_ratio"].items()}
+    assert segmenter.threshold == choose_threshold(ious, ratios)
+    assert ious[segmenter.threshold] >= max(ious.values()) - THRESHOLD_IOU_TOLERANCE
     assert metrics["test"]["threshold"] == segmenter.threshold
     image = disks_sample(99).image
     assert segmenter(image, 0.5).shape == image.shape
@@ -167,3 +171,14 @@ def test_intensity_augmentation_can_invert_polarity():
     )
     out = augment_intensity(tile, np.random.default_rng(0), always)
     assert np.corrcoef(out.ravel(), tile.ravel())[0, 1] < -0.99
+
+
+def test_choose_threshold_prefers_unbiased_area_among_equally_good_ious():
+    ious = {0.3: 0.730, 0.35: 0.735, 0.5: 0.732, 0.6: 0.720}
+    ratios = {0.3: 1.12, 0.35: 1.08, 0.5: 1.01, 0.6: 0.93}
+    # 0.5 is within the IoU tolerance of the best and its area is nearly unbiased
+    assert choose_threshold(ious, ratios) == 0.5
+    # 0.6 has the least biased area after 0.5 but is too far below the best IoU
+    assert choose_threshold(ious, {**ratios, 0.5: 1.2}) == 0.35
+    # with no tolerance, the best IoU wins whatever its area
+    assert choose_threshold(ious, ratios, iou_tolerance=0.0) == 0.35
