@@ -110,6 +110,8 @@ def size_bin_table(model_dir: Path, threshold_dir: Path) -> str:
         return tp / (tp + fp + fn) if tp + fp + fn else float("nan")
 
     net, thr = frames["network"], frames["threshold"]
+    if len(net) != len(thr) or not (net["scenario"] == thr["scenario"]).all():
+        raise SystemExit("the two evaluations were not made on the same test set")
     for scenario in net["scenario"].unique():
         for lo, hi in SIZE_BINS_PX:
             size = net["median_true_diameter_px"]
@@ -119,7 +121,7 @@ def size_bin_table(model_dir: Path, threshold_dir: Path) -> str:
             span = f"{lo:.0f}–{hi:.0f} px" if hi < float("inf") else f"≥ {lo:.0f} px"
             rows.append(
                 f"| {scenario} | {span} | {int(pick.sum())} | {pooled(net[pick]):.3f} | "
-                f"{pooled(thr[pick.to_numpy()]):.3f} |"
+                f"{pooled(thr[pick]):.3f} |"
             )
     return "\n".join(rows)
 
