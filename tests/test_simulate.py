@@ -258,3 +258,51 @@ def test_every_labelled_particle_is_visible_in_the_recorded_image(scenario: str 
         floor = sim.params["particle_snr_min"]
         fractions.append(np.mean(snr < 0.6 * floor) if snr.size else 0.0)
     assert np.mean(fractions) < 0.05
+
+
+def test_training_mixture_adds_thick_supports_and_strong_carbon_grain() -> None:
+    # real Pd/silica and Pt/C micrographs: faint particles on grains brighter than themselves,
+    # and carbon grain stronger than the particles' contrast; the training mixture must hold
+    # them, and the fixed test scenarios must not change.
+    from nanomorph.simulate.scenarios import draw_params
+
+    def draws(hard: bool) -> list[dict]:
+        rng = np.random.default_rng(3)
+        return [
+            draw_params(rng, scenario, (384, 384), hard=hard)
+            for _ in range(150)
+            for scenario in ("haadf", "mixed", "overlapping")
+        ]
+
+    def strong_grain(p: dict) -> bool:
+        contrast = 1 - np.exp(-p["diameter_median_nm"] / p["mean_free_path_nm"])
+        return p["modality"] == "bf" and p["speckle_amplitude"] > 0.95 * contrast
+
+    mixture, test = draws(True), draws(False)
+    assert sum(p["support_strength"] > 3.0 for p in mixture) >= 10
+    assert sum(strong_grain(p) for p in mixture) >= 5
+    assert max(p["support_strength"] for p in test) <= 3.0
+    assert not any(strong_grain(p) for p in test)
+
+
+def test_fine_carbon_grain_does_not_amplify_large_particles() -> None:
+    # a 40 px particle is seen through 0.5 nm carbon grain (5 px here) as a person sees it:
+    # the grain averages out over the particle, so its signal needs no amplification
+    settings = dict(
+        CLEAN,
+        modality="bf",
+        speckle_amplitude=0.3,
+        speckle_scale_nm=0.5,
+        speckle_bandwidth=0.4,
+        fresnel_amplitude=0.0,
+        mean_free_path_nm=-4.0 / np.log(1 - 0.25),
+        diameter_median_nm=4.0,
+        diameter_cv=0.05,
+        visibility_min=3.0,
+    )
+    sim = simulate_micrograph(5, (192, 192), pixel_size_nm=0.1, scenario="isolated", **settings)
+    assert len(sim.particles) > 0
+    assert sim.params["visibility_gain"] < 1.3
+    # while at the pixel scale the grain is plainly there (10 % of the film's intensity)
+    film = sim.image[~sim.mask]
+    assert np.std(film) / np.mean(film) > 0.08

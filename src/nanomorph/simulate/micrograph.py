@@ -298,8 +298,9 @@ def _visible_parts(
     particle's own signal (the image minus the same image without metal, blurred by the probe)
     is compared, particle by particle, with what hides it:
 
-    * background structure at the particle scale (the background minus its blur over one median
-      diameter), which must be exceeded ``visibility_min`` times;
+    * background structure at the particle scale (the background blurred over a quarter of a
+      median diameter minus its blur over one diameter), which must be exceeded
+      ``visibility_min`` times;
     * shot and read noise averaged over the particle (at most a 5×5 patch), which must be
       exceeded ``particle_snr_min`` times (the Rose criterion).
 
@@ -318,7 +319,11 @@ def _visible_parts(
     rng.bit_generator.state = after
     signal = ideal - background
     d_px = max(params["diameter_median_nm"] / params["pixel_size_nm"], 1.0)
-    structure = background - ndimage.gaussian_filter(background, d_px)
+    # Structure between the scale of a particle and the field: a person sees a particle through
+    # grain much finer than itself (carbon speckle averages out over its area), so only the band
+    # from a quarter diameter (about a disc average) to one diameter competes with it.
+    fine = ndimage.gaussian_filter(background, max(d_px / 4.0, 0.5))
+    structure = fine - ndimage.gaussian_filter(background, d_px)
     texture = float(np.std(structure[~scene.mask])) + 1e-6
 
     ids = np.asarray(scene.instances, dtype=np.int64)

@@ -187,10 +187,16 @@ def draw_params(
     if rng.random() < texture_p:
         # HAADF supports (oxide, thick carbon) can outshine small particles: up to 3x
         lo, hi = (0.15, 3.0) if p["modality"] == "haadf" else (0.05, 0.8)
+        if hard and p["modality"] == "haadf" and rng.random() < 0.35:
+            # Thick oxide grains (real Pd/silica, Cu/silica): the particles are faint bumps on
+            # grains several times brighter than they are.
+            lo, hi = 2.0, 8.0
         p["support_strength"] = float(_logu(rng, lo, hi))
     else:
         p["support_strength"] = 0.0
-    if low:
+    # Ultrasmall particles usually sit on thin film, but in the training mixture half of them sit
+    # on a full-strength support (real Pd, Pt, Ru on cloudy oxide).
+    if low and not (hard and rng.random() < 0.5):
         p["support_strength"] *= 0.5
     grains = rng.random() < (0.7 if p["modality"] == "haadf" else 0.4)
     p["support_grain_nm"] = float(d_nm * _logu(rng, 2.0, 20.0))
@@ -210,6 +216,12 @@ def draw_params(
         min(u(0.02, 0.3), 0.9 * contrast) if p["modality"] == "bf" else u(0.0, 0.03)
     )
     p["speckle_bandwidth"] = float(u(0.25, 0.6))  # narrow: worm-like; wide: granular
+    speckle_px = p["speckle_scale_nm"] / px
+    if hard and p["modality"] == "bf" and d_px >= 6 * speckle_px and rng.random() < 0.3:
+        # High-resolution bright field of particles on thick amorphous carbon (real Pt/C): the
+        # carbon grain, a few pixels across, is stronger than the particle's mean contrast; only
+        # the particle's extent, many grains wide, tells it apart.
+        p["speckle_amplitude"] = float(min(contrast * u(0.8, 2.0), 0.45))
     p["hole"] = bool(rng.random() < (0.2 if not hard else 0.3))
     contam_p = 0.7 if hard or scenario in ("mixed", "haadf") else 0.4
     p["contamination_count"] = int(rng.integers(1, 25)) if rng.random() < contam_p else 0
