@@ -333,6 +333,24 @@ def test_evaluate_scores_any_callable_and_writes_reports(tmp_path):
     assert empty["overall"]["pixel"]["particle_iou"] == 0.0
 
 
+def test_a_scenario_has_the_same_test_images_whatever_else_is_evaluated():
+    # evaluating one scenario alone must score the images the full evaluation scored, and a
+    # second set must come from a new seed, not from a shorter scenario list
+    from nanomorph.simulate import UnknownScenarioError
+
+    full = list(evaluate_module.simulated_test_set(n_per_scenario=1, shape=(48, 48)))
+    for position in (0, 3):
+        scenario = full[position].scenario
+        (alone,) = evaluate_module.simulated_test_set((scenario,), n_per_scenario=1, shape=(48, 48))
+        np.testing.assert_array_equal(alone.image, full[position].image)
+    (other,) = evaluate_module.simulated_test_set(
+        ("isolated",), seed=20240602, n_per_scenario=1, shape=(48, 48)
+    )
+    assert not np.array_equal(other.image, full[0].image)
+    with pytest.raises(UnknownScenarioError):
+        list(evaluate_module.simulated_test_set(("isolatd",), n_per_scenario=1))
+
+
 def test_evaluate_rejects_a_mask_of_the_wrong_shape():
     with pytest.raises(evaluate_module.EvaluationError, match="shape"):
         evaluate_module.evaluate(

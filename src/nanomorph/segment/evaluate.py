@@ -66,8 +66,10 @@ def simulated_test_set(
 ) -> Iterable[Any]:
     """Simulated micrographs for evaluation, ``n_per_scenario`` of each scenario.
 
-    Image i of scenario k is simulated from ``SeedSequence([seed, k, i])``, a stream disjoint from
-    the integer seeds the training pool uses.
+    Image i of a scenario is simulated from ``SeedSequence([seed, k, i])``, where k is the
+    scenario's position in `nanomorph.simulate.SCENARIOS` (not in ``scenarios``): a scenario's
+    images are the same whichever other scenarios are evaluated with it, and a new set needs a new
+    ``seed``. The streams are disjoint from the integer seeds the training pool uses.
 
     Parameters
     ----------
@@ -84,9 +86,14 @@ def simulated_test_set(
     ------
     nanomorph.simulate.SimulatedMicrograph
     """
-    from nanomorph.simulate import simulate_micrograph
+    from nanomorph.simulate import SCENARIOS, UnknownScenarioError, simulate_micrograph
 
-    for k, scenario in enumerate(scenarios):
+    for scenario in scenarios:
+        if scenario not in SCENARIOS:
+            raise UnknownScenarioError(
+                f"unknown scenario {scenario!r}; expected one of {SCENARIOS}"
+            )
+        k = SCENARIOS.index(scenario)
         for i in range(n_per_scenario):
             yield simulate_micrograph(
                 np.random.SeedSequence([seed, k, i]), shape=shape, scenario=scenario
