@@ -33,12 +33,13 @@ MODALITIES = ("bf", "haadf")
 
 def score(segmenter, n_images: int = 12, shape: tuple[int, int] = (384, 384)) -> list[dict]:
     """Pooled particle IoU and false-particle pixels for every case and modality."""
+    from nanomorph.segment.metrics import confusion_matrix, pixel_metrics
     from nanomorph.simulate import simulate_micrograph
 
     rows = []
     for case, overrides in CASES.items():
         for modality in MODALITIES:
-            overlap = union = false_pixels = truth_pixels = 0
+            cm = np.zeros((2, 2), np.int64)
             for k in range(n_images):
                 sim = simulate_micrograph(
                     np.random.SeedSequence([4242, k]),
@@ -47,18 +48,15 @@ def score(segmenter, n_images: int = 12, shape: tuple[int, int] = (384, 384)) ->
                     modality=modality,
                     **overrides,
                 )
-                mask = np.asarray(segmenter(sim.image, sim.pixel_size_nm), dtype=bool)
-                overlap += int((mask & sim.mask).sum())
-                union += int((mask | sim.mask).sum())
-                false_pixels += int((mask & ~sim.mask).sum())
-                truth_pixels += int(sim.mask.sum())
+                cm += confusion_matrix(sim.mask, segmenter(sim.image, sim.pixel_size_nm))
             rows.append(
                 {
                     "case": case,
                     "modality": modality,
                     "n_images": n_images,
-                    "particle_iou": overlap / union if union else float("nan"),
-                    "false_particle_pixels_per_true_pixel": false_pixels / max(truth_pixels, 1),
+                    "particle_iou": pixel_metrics(cm)["particle_iou"],
+                    # rows of cm: true background / particle; columns: predicted
+                    "false_particle_pixels_per_true_pixel": float(cm[0, 1] / max(cm[1].sum(), 1)),
                 }
             )
     return rows
