@@ -200,3 +200,14 @@ def test_export_model_folder_replaces_the_model_keeps_the_card_and_adds_the_log(
     assert stat.S_IMODE(target.stat().st_mode) == 0o755
     assert all(stat.S_IMODE(f.stat().st_mode) == 0o644 for f in target.iterdir())
     assert sorted(p.name for p in target.parent.iterdir()) == ["m"]  # no staging left behind
+
+
+def test_evaluate_with_the_exact_mask_scores_the_analysis_alone(tmp_path, capsys):
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--segmenter", "truth", "--scenarios", "isolated", "--n", "2"]
+    assert main([*argv, "--shape", "96", "96", "--out", str(out), "-q"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["segmenter"] == "truth"
+    assert metrics["overall"]["pixel"]["particle_iou"] == 1.0
+    assert metrics["scenarios"]["isolated"]["n_images"] == 2
+    assert "isolated" in capsys.readouterr().out

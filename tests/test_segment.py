@@ -14,11 +14,14 @@ import torch
 from skimage.draw import disk
 
 import nanomorph.segment.evaluate as evaluate_module
+import nanomorph.segment.inference as inference_module
 from nanomorph.segment import metrics
 from nanomorph.segment.inference import (
+    InferenceError,
     NetworkSegmenter,
     hann_window_2d,
     predict_tiled,
+    resolve_precision,
     tile_origins,
 )
 from nanomorph.segment.model import (
@@ -210,6 +213,35 @@ def test_bf16_inference_is_close_to_fp32(small_model):
     assert np.abs(fp32 - bf16).max() < 0.02
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_uses_bf16_only_where_the_hardware_has_it(monkeypatch, small_model, native):
+    monkeypatch.setattr(inference_module, "native_bf16", lambda device: native)
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+    # An explicit choice is honoured either way.
+    assert resolve_precision("bf16", cpu) == "bf16"
+    assert resolve_precision("fp32", cpu) == "fp32"
+    segmenter = NetworkSegmenter(small_model, default_config(), device="cpu")
+    assert segmenter.precision == ("bf16" if native else "fp32")
+    assert segmenter.describe()["precision"] == segmenter.precision
+
+
+def test_precision_choice_reaches_the_network_from_cli_and_pipeline():
+    from nanomorph.cli import PRECISION_CHOICES
+    from nanomorph.pipeline import make_segmenter
+
+    assert PRECISION_CHOICES == inference_module.PRECISIONS
+    # The shipped model, forced to each explicit precision.
+    for precision in ("fp32", "bf16"):
+        segmenter = make_segmenter("model", device="cpu", precision=precision)
+        assert segmenter.describe()["precision"] == precision
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(InferenceError, match="unknown precision 'fp16'"):
+        resolve_precision("fp16", torch.device("cpu"))
+
+
 def test_segmenter_returns_input_shape_for_resampled_images(small_model):
     segmenter = NetworkSegmenter(small_model, default_config(), device="cpu")
     image = disk_image((90, 70))[0]
@@ -349,6 +381,45 @@ def test_a_scenario_has_the_same_test_images_whatever_else_is_evaluated():
     assert not np.array_equal(other.image, full[0].image)
     with pytest.raises(UnknownScenarioError):
         list(evaluate_module.simulated_test_set(("isolatd",), n_per_scenario=1))
+
+
+def _merged_pair_dataset():
+    # Two overlapping disks: one region in the mask, two particles in the instance map.
+    from skimage.measure import label
+
+    image, mask = disk_image(centres=((50, 50), (50, 70)), shape=(100, 130))
+    instances = label(mask).astype(np.uint32)
+    instances[:, 60:] = np.where(mask[:, 60:], 2, 0)
+    table = pd.DataFrame({"particle_id": [1, 2], "equivalent_diameter_nm": [2 * 12 * 0.5] * 2})
+    return [
+        SimpleNamespace(
+            image=image,
+            mask=mask,
+            instances=instances,
+            particles=table,
+            pixel_size_nm=0.5,
+            scenario="overlapping",
+        )
+    ]
+
+
+def test_evaluate_truth_scores_the_exact_mask_and_the_exact_split():
+    dataset = _merged_pair_dataset()
+    # The exact mask split into connected components: perfect pixels, one merged particle.
+    merged = evaluate_module.evaluate(evaluate_module.TRUTH, dataset=dataset, progress=False)
+    assert merged["overall"]["pixel"]["particle_iou"] == 1.0
+    assert merged["overall"]["instance"]["n_predicted"] == 1
+    # The simulator's own instances: both particles found, whatever the mask.
+    split = evaluate_module.evaluate(
+        lambda image, px: np.zeros(image.shape, bool),
+        dataset=dataset,
+        instances_fn=evaluate_module.TRUTH,
+        progress=False,
+    )
+    assert split["overall"]["instance"]["recall"] == 1.0
+    assert split["overall"]["pixel"]["particle_iou"] == 0.0
+    with pytest.raises(evaluate_module.EvaluationError, match="'truth'"):
+        evaluate_module.evaluate("oracle", dataset=dataset, progress=False)
 
 
 def test_evaluate_rejects_a_mask_of_the_wrong_shape():

@@ -125,6 +125,44 @@ def test_resume_refuses_a_checkpoint_from_different_settings(tmp_path):
         run(tmp_path, steps=4, val_every=4, batch_size=3)
 
 
+def test_fine_tuning_starts_from_a_model_folder_and_records_it(tmp_path):
+    import hashlib
+
+    base = run(tmp_path / "base", steps=12, val_every=12)
+    base_dir = tmp_path / "base" / "model"
+    sha256 = hashlib.sha256((base_dir / "model.safetensors").read_bytes()).hexdigest()
+    # At a learning rate of zero the fine-tuning run keeps the initial model's parameters.
+    frozen = run(tmp_path / "frozen", steps=2, val_every=2, init_from=base_dir, lr=0.0)
+    assert frozen["finished"]
+    start = torch.load(tmp_path / "frozen" / "checkpoint.pt", weights_only=False)
+    assert start["settings"]["init_weights_sha256"] == sha256
+    initial = load_segmenter(base_dir, device="cpu").model
+    for name, value in initial.named_parameters():
+        torch.testing.assert_close(start["model"][name], value.detach())
+    tuned = run(tmp_path / "tuned", steps=4, val_every=4, init_from=base_dir)
+    assert tuned["finished"] and base["finished"]
+    config = json.loads((tmp_path / "tuned" / "model" / "config.json").read_text())
+    assert config["training"]["init_from"] == str(base_dir.resolve())
+    assert config["training"]["init_weights_sha256"] == sha256
+    # A checkpoint of a fine-tuning run is not resumed from other weights, nor from random ones.
+    with pytest.raises(TrainingError, match="init_weights_sha256"):
+        run(tmp_path / "tuned", steps=4, val_every=4)
+
+
+def test_fine_tuning_refuses_another_architecture(tmp_path):
+    run(tmp_path / "base", steps=4, val_every=4)
+    with pytest.raises(TrainingError, match="unet/mobilenet_v2"):
+        run(
+            tmp_path / "other",
+            steps=4,
+            init_from=tmp_path / "base" / "model",
+            arch="fpn",
+            encoder="mobilenet_v2",
+        )
+    with pytest.raises(TrainingError, match="cannot start from"):
+        run(tmp_path / "other", steps=4, init_from=tmp_path / "missing")
+
+
 def test_split_is_60_20_20_by_image_seed():
     splits = [split_of_seed(s) for s in range(100)]
     assert splits.count("train") == 60

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from . import __version__
 
+# Mirrors segment.inference.PRECISIONS; repeated so that `--help` does not import torch.
+PRECISION_CHOICES = ("auto", "bf16", "fp32")
+
 log = logging.getLogger("nanomorph")
 
 
@@ -29,13 +32,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_segmenter_options(p: argparse.ArgumentParser) -> None:
+def _add_segmenter_options(p: argparse.ArgumentParser, evaluation: bool = False) -> None:
     """The options that choose and configure the segmenter (shared by analyze and evaluate)."""
     p.add_argument(
         "--segmenter",
-        choices=("model", "threshold"),
+        choices=("model", "threshold", "truth") if evaluation else ("model", "threshold"),
         default="model",
-        help="the trained network (default) or the classical smoothing + Otsu threshold",
+        help="the trained network (default) or the classical smoothing + Otsu threshold"
+        + (
+            "; truth: the simulator's exact mask (scores the analysis after segmentation)"
+            if evaluation
+            else ""
+        ),
     )
     p.add_argument(
         "--polarity",
@@ -49,6 +57,13 @@ def _add_segmenter_options(p: argparse.ArgumentParser) -> None:
         choices=("auto", "cpu", "cuda"),
         default="auto",
         help="where the network runs (default auto: CUDA when available)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="network arithmetic (default auto: bf16 autocast only where the hardware computes "
+        "bf16 natively, else fp32)",
     )
 
 
@@ -160,7 +175,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     files = _expand_inputs(args.images)
     try:
         segmenter = make_segmenter(
-            args.segmenter, model=args.model, device=args.device, polarity=args.polarity
+            args.segmenter,
+            model=args.model,
+            device=args.device,
+            polarity=args.polarity,
+            precision=args.precision,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
@@ -269,6 +288,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=not args.restart,
             progress=not args.quiet,
             model_name=args.name,
+            init_from=args.init,
         )
     except TrainingError as exc:
         raise CliError(str(exc)) from None
@@ -288,6 +308,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _evaluation_segmenter(args: argparse.Namespace):
+    if args.segmenter == "truth":
+        from .segment.evaluate import TRUTH
+
+        return TRUTH
     if args.segmenter == "threshold":
         from .segment.threshold import segment_threshold
 
@@ -298,7 +322,7 @@ def _evaluation_segmenter(args: argparse.Namespace):
     from .segment.model import ModelNotFoundError, load_segmenter
 
     try:
-        return load_segmenter(args.model, device=args.device)
+        return load_segmenter(args.model, device=args.device, precision=args.precision)
     except ModelNotFoundError as exc:
         raise CliError(str(exc)) from None
 
@@ -310,7 +334,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     segmenter = _evaluation_segmenter(args)
     params = AnalysisParameters()
     instances_fn = None
-    if args.instances == "pipeline":
+    if args.instances == "truth":
+        from .segment.evaluate import TRUTH
+
+        instances_fn = TRUTH
+    elif args.instances == "pipeline":
 
         def instances_fn(mask, pixel_size_nm):
             # Particles as the analysis sees them: despeckled and separated (edges kept, since
@@ -328,7 +356,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out_dir=args.out,
         shape=tuple(args.shape),
         instances_fn=instances_fn,
-        name=args.segmenter if args.segmenter == "threshold" else str(args.model or "model"),
+        name=args.segmenter if args.segmenter != "model" else str(args.model or "model"),
         progress=not args.quiet,
     )
     print(
@@ -399,12 +427,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default="resnet18")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--val-every", type=int, default=500)
-    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    p.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="autocast precision (default auto: bf16 only where the hardware computes it)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--workers", type=int, default=2, help="processes simulating the pool")
     p.add_argument("--name", default="nanomorph-deeplabv3plus-r18", help="model name")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument(
+        "--init",
+        metavar="NAME|PATH",
+        help="start from this model's weights instead of random ones (fine-tuning; "
+        "e.g. the shipped nanomorph-deeplabv3plus-r18)",
+    )
     p.add_argument(
         "--export",
         metavar="DIR",
@@ -415,16 +454,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a segmenter on a fresh simulated test set")
     p.add_argument("--out", required=True, metavar="DIR", help="metrics, confusion matrices")
-    _add_segmenter_options(p)
+    _add_segmenter_options(p, evaluation=True)
     p.add_argument("--scenarios", nargs="*", help="simulator scenarios (default: all five)")
     p.add_argument("--n", type=int, default=10, help="images per scenario (default 10)")
     p.add_argument("--seed", type=int, default=20240601, help="test-set seed")
     p.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
     p.add_argument(
         "--instances",
-        choices=("components", "pipeline"),
+        choices=("components", "pipeline", "truth"),
         default="pipeline",
-        help="particles = connected components, or the despeckle+separation pipeline",
+        help="particles = connected components, the despeckle+separation pipeline (default), "
+        "or the simulator's own visible parts (the ceiling of any split)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)

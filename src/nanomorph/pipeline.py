@@ -127,10 +127,12 @@ class ThresholdSegmenter:
 class NetworkSegmenterAdapter:
     """Wrap the trained network so that it has the :class:`Segmenter` call signature."""
 
-    def __init__(self, model: str | Path | None, device: str, polarity: str) -> None:
+    def __init__(
+        self, model: str | Path | None, device: str, polarity: str, precision: str = "auto"
+    ) -> None:
         from .segment.model import load_segmenter
 
-        self.network = load_segmenter(model, device=device)
+        self.network = load_segmenter(model, device=device, precision=precision)
         self.polarity = polarity
 
     def __call__(self, image: np.ndarray, pixel_size_nm: float) -> np.ndarray:
@@ -149,6 +151,7 @@ def make_segmenter(
     model: str | Path | None = None,
     device: str = "auto",
     polarity: str = "auto",
+    precision: str = "auto",
 ) -> Segmenter:
     """Create the segmenter the user asked for.
 
@@ -163,11 +166,14 @@ def make_segmenter(
     polarity
         ``"dark"``, ``"bright"`` or ``"auto"``; only used by the threshold segmenter (the
         network was trained on both polarities).
+    precision
+        ``"auto"`` (bf16 autocast only where the hardware computes bf16 natively), ``"bf16"`` or
+        ``"fp32"``; only used by the network.
     """
     if kind == "threshold":
         return ThresholdSegmenter(polarity=polarity)
     if kind == "model":
-        return NetworkSegmenterAdapter(model, device=device, polarity=polarity)
+        return NetworkSegmenterAdapter(model, device=device, polarity=polarity, precision=precision)
     raise ValueError(f"segmenter must be 'model' or 'threshold', got {kind!r}")
 
 

@@ -178,6 +178,7 @@ def segmenter_settings():
         "kind": config["segmenter"],
         "model": config.get("model"),
         "device": config["device"],
+        "precision": config["precision"],
         "polarity": config["polarity"],
         "tile_size": config["tile_size"],
     }

@@ -21,6 +21,7 @@ segmenter = make_segmenter(
     settings["kind"],
     model=settings["model"],
     device=settings["device"],
+    precision=settings["precision"],
     polarity=settings["polarity"],
 )
 network = getattr(segmenter, "network", None)

@@ -30,6 +30,11 @@ from nanomorph.segment.metrics import (
 Segmenter = Callable[[np.ndarray, float], np.ndarray]
 InstanceFunction = Callable[[np.ndarray, float], np.ndarray]
 
+#: Pass as ``segmenter`` to score the simulator's exact mask, or as ``instances_fn`` to take the
+#: simulator's own instance map (each pixel to the uppermost particle) as the particles: the
+#: ceilings of the analysis after segmentation and of any split into visible parts.
+TRUTH = "truth"
+
 #: Scenarios scored by default (the simulator's "mixed" is the training mixture, not a test case).
 DEFAULT_SCENARIOS = ("isolated", "overlapping", "ultrasmall_low_contrast", "haadf", "faceted")
 
@@ -202,8 +207,9 @@ def evaluate(
 
     Parameters
     ----------
-    segmenter : callable
-        ``(image, pixel_size_nm) -> bool mask``.
+    segmenter : callable or "truth"
+        ``(image, pixel_size_nm) -> bool mask``; :data:`TRUTH` uses each image's exact mask,
+        so that the scores are those of the despeckle, separation and measurement alone.
     scenarios : sequence of str
         Simulator scenarios to score (ignored when ``dataset`` is given).
     seed : int
@@ -219,9 +225,10 @@ def evaluate(
         Items with ``image``, ``mask``, ``instances``, ``particles`` (DataFrame with
         ``particle_id``, ``equivalent_diameter_nm``), ``pixel_size_nm`` and ``scenario``
         attributes, used instead of simulating.
-    instances_fn : callable, optional
+    instances_fn : callable or "truth", optional
         ``(mask, pixel_size_nm) -> labels`` turning the predicted mask into particles (e.g. the
-        pipeline's separation); default: connected components.
+        pipeline's separation); default: connected components. :data:`TRUTH` takes the
+        simulator's instance map instead (visible parts, perfectly split), whatever the mask.
     iou_threshold : float
         Minimum IoU of a matched particle pair.
     name : str
@@ -245,6 +252,9 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
+    for given, what in ((segmenter, "segmenter"), (instances_fn, "instances_fn")):
+        if isinstance(given, str) and given != TRUTH:
+            raise EvaluationError(f"{what} must be a callable or {TRUTH!r}, got {given!r}")
     instances_fn = instances_fn or connected_components
     if dataset is None:
         dataset = simulated_test_set(scenarios, seed, n_per_scenario, shape)
@@ -258,14 +268,20 @@ def evaluate(
         tqdm(dataset, total=total, desc=f"evaluating {name}".strip(), disable=not progress)
     ):
         start = time.perf_counter()
-        prediction = np.asarray(segmenter(item.image, item.pixel_size_nm), dtype=bool)
+        if isinstance(segmenter, str):
+            prediction = np.asarray(item.mask, dtype=bool)
+        else:
+            prediction = np.asarray(segmenter(item.image, item.pixel_size_nm), dtype=bool)
         seconds = time.perf_counter() - start
         if prediction.shape != np.shape(item.mask):
             raise EvaluationError(
                 f"segmenter returned shape {prediction.shape} for an image of shape "
                 f"{np.shape(item.mask)}"
             )
-        predicted_labels = instances_fn(prediction, item.pixel_size_nm)
+        if isinstance(instances_fn, str):
+            predicted_labels = np.asarray(item.instances)
+        else:
+            predicted_labels = instances_fn(prediction, item.pixel_size_nm)
         matching = match_instances(item.instances, predicted_labels, iou_threshold)
         errors = diameter_errors(matching, predicted_labels, item.pixel_size_nm, item.particles)
         cm = confusion_matrix(item.mask, prediction)

@@ -56,22 +56,64 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 convolutions in hardware.
+
+    On a CPU without AVX-512 (most laptops, and AVX2-only servers) oneDNN emulates bfloat16, and
+    autocast makes inference about 6x and a training step about 14x slower than float32
+    (measured on a 2-core AMD EPYC with AVX2 only; on one with AVX-512 bf16 it halves the time).
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without the oneDNN query
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision actually used: "auto" is bf16 where the hardware has it, else fp32.
+
+    Parameters
+    ----------
+    precision : {"auto", "bf16", "fp32"}
+    device : torch.device
+
+    Returns
+    -------
+    {"bf16", "fp32"}
+
+    Raises
+    ------
+    InferenceError
+        If ``precision`` is not one of the three.
+    """
+    if precision not in PRECISIONS:
+        raise InferenceError(f"unknown precision {precision!r}; expected 'auto', 'bf16' or 'fp32'")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
 def autocast_context(device: torch.device, precision: str) -> Any:
-    """Autocast context for ``precision`` ("bf16" or "fp32") on ``device``.
+    """Autocast context for ``precision`` ("auto", "bf16" or "fp32") on ``device``.
 
     Parameters
     ----------
     device : torch.device
-    precision : {"bf16", "fp32"}
+    precision : {"auto", "bf16", "fp32"}
 
     Returns
     -------
     context manager
     """
-    if precision == "fp32":
+    if resolve_precision(precision, device) == "fp32":
         return nullcontext()
-    if precision != "bf16":
-        raise InferenceError(f"unknown precision {precision!r}; expected 'bf16' or 'fp32'")
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -139,7 +181,7 @@ def predict_tiled(
     overlap: int = 64,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
-    precision: str = "bf16",
+    precision: str = "auto",
     channels_last: bool = True,
 ) -> np.ndarray:
     """Particle probability of a prepared (normalised) image by overlapping tiles.
@@ -159,8 +201,9 @@ def predict_tiled(
         Tiles per forward pass.
     device : str or torch.device
         Where the model lives.
-    precision : {"bf16", "fp32"}
-        bf16 autocast roughly halves CPU time and changes probabilities by ~1e-3.
+    precision : {"auto", "bf16", "fp32"}
+        bf16 autocast halves the time where the hardware computes bfloat16 natively and changes
+        probabilities by ~1e-3; "auto" uses it only there (:func:`resolve_precision`).
     channels_last : bool
         Use the channels-last memory format (faster convolutions on CPU).
 
@@ -231,8 +274,8 @@ class NetworkSegmenter:
         The model folder's ``config.json``.
     device : str or torch.device
         "auto", "cpu" or "cuda".
-    precision : {"bf16", "fp32"}
-        Autocast precision used for inference.
+    precision : {"auto", "bf16", "fp32"}
+        Autocast precision used for inference; "auto" is bf16 only where the hardware has it.
     """
 
     def __init__(
@@ -240,7 +283,7 @@ class NetworkSegmenter:
         model: torch.nn.Module,
         config: dict[str, Any],
         device: str | torch.device = "auto",
-        precision: str = "bf16",
+        precision: str = "auto",
     ) -> None:
         self.device = resolve_device(device)
         self.config = config
@@ -250,7 +293,7 @@ class NetworkSegmenter:
         self.overlap = int(inference.get("overlap", 64))
         self.batch_size = int(inference.get("batch_size", 4))
         self.threshold = float(config.get("threshold", 0.5))
-        self.precision = precision
+        self.precision = resolve_precision(precision, self.device)
         self.channels_last = self.device.type == "cpu"
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device).to(memory_format=memory_format).eval()

@@ -255,7 +255,7 @@ def load_model(folder: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
 
 
 def load_segmenter(
-    name_or_path: str | Path | None = None, device: str = "auto", precision: str = "bf16"
+    name_or_path: str | Path | None = None, device: str = "auto", precision: str = "auto"
 ) -> NetworkSegmenter:
     """Load a model folder as a ready-to-use segmenter.
 
@@ -265,8 +265,8 @@ def load_segmenter(
         Model folder or name (default: the shipped ``nanomorph-deeplabv3plus-r18``).
     device : {"auto", "cpu", "cuda"}
         "auto" uses CUDA when available.
-    precision : {"bf16", "fp32"}
-        Inference autocast precision.
+    precision : {"auto", "bf16", "fp32"}
+        Inference autocast precision; "auto" is bf16 only where the hardware computes it natively.
 
     Returns
     -------
