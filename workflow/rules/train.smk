@@ -20,6 +20,7 @@ rule train_model:
     params:
         extra=config["train"]["args"],
         device=config["device"],
+        precision=config["precision"],
     log:
         "logs/train/{name}.log",
     benchmark:

@@ -19,6 +19,8 @@ args = [
     f"resources/models/{name}",
     "--device",
     smk.params.device,
+    "--precision",
+    smk.params.precision,
     "--threads",
     str(smk.threads),
     "--quiet",
