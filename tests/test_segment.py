@@ -255,6 +255,35 @@ def test_segmenter_returns_input_shape_for_resampled_images(small_model):
 # metrics
 
 
+def test_pixel_error_breakdown_separates_whole_particles_from_outlines():
+    truth = np.zeros((20, 20), np.int32)
+    truth[2:6, 2:6] = 1  # found, outline off by a row and a pixel
+    truth[10:13, 10:13] = 2  # missed altogether
+    prediction = np.zeros((20, 20), bool)
+    prediction[1:6, 2:6] = True  # 4 pixels too many above ...
+    prediction[5, 5] = False  # ... and one missing in the corner
+    prediction[15:17, 0:2] = True  # a region with no particle under it
+    counts = metrics.pixel_error_breakdown(truth, prediction)
+    assert counts == {
+        "correct": 15,
+        "missed_particles": 9,
+        "edge_missed": 1,
+        "false_regions": 4,
+        "edge_added": 4,
+    }
+    summary = metrics.summarize_pixel_errors(counts)
+    assert summary["particle_iou"] == pytest.approx(15 / 33)
+    assert summary["iou_with_perfect_outlines"] == pytest.approx(16 / 29)
+    assert sum(summary[k] for k in metrics.PIXEL_ERROR_KINDS) == pytest.approx(1.0)
+    # A region touching a particle counts as outline error however large it is.
+    prediction[6:9, 2:6] = True
+    assert metrics.pixel_error_breakdown(truth, prediction)["edge_added"] == 4 + 12
+    with pytest.raises(metrics.MetricsError, match="no particle pixel"):
+        metrics.summarize_pixel_errors(
+            metrics.pixel_error_breakdown(np.zeros((3, 3), int), np.zeros((3, 3), bool))
+        )
+
+
 def test_pixel_metrics_on_a_known_confusion():
     truth = np.array([[1, 1, 0, 0]], bool)
     pred = np.array([[1, 0, 1, 0]], bool)

@@ -306,3 +306,81 @@ def diameter_errors(
             "relative_error",
         ],
     )
+
+
+PIXEL_ERROR_KINDS = (
+    "correct",
+    "missed_particles",
+    "edge_missed",
+    "false_regions",
+    "edge_added",
+)
+
+
+def pixel_error_breakdown(true_instances: np.ndarray, prediction: np.ndarray) -> dict[str, int]:
+    """Where a semantic segmentation's wrong pixels are: whole particles or their outlines.
+
+    Wrong pixels of a pixel IoU come in two kinds that call for different remedies: particles
+    missed or invented altogether (sensitivity, distractors) and pixels at the outline of a found
+    particle (edge placement, merged neighbours).
+
+    Parameters
+    ----------
+    true_instances : ndarray
+        Integer label image of the visible particles, 0 = background (the simulator's instance
+        map restricted to its mask).
+    prediction : ndarray
+        Predicted particle mask (bool), same shape.
+
+    Returns
+    -------
+    dict
+        Pixel counts: ``correct`` (particle in both), ``missed_particles`` (particle pixels of true
+        particles with no predicted pixel at all), ``edge_missed`` (other missed particle pixels),
+        ``false_regions`` (predicted pixels in connected predicted regions that hold no true
+        particle pixel), ``edge_added`` (other wrongly predicted pixels).
+    """
+    from scipy import ndimage as ndi
+
+    _check_same_shape(true_instances, prediction)
+    labels = np.asarray(true_instances).astype(np.int64, copy=False)
+    truth = labels > 0
+    predicted = np.asarray(prediction, dtype=bool)
+    found = np.bincount(labels[predicted], minlength=int(labels.max(initial=0)) + 1) > 0
+    found[0] = True
+    missed = truth & ~predicted
+    missed_particles = missed & ~found[labels]
+    regions, _ = ndi.label(predicted)
+    holds_truth = np.bincount(regions[truth], minlength=int(regions.max(initial=0)) + 1) > 0
+    holds_truth[0] = True
+    added = predicted & ~truth
+    false_regions = added & ~holds_truth[regions]
+    return {
+        "correct": int((predicted & truth).sum()),
+        "missed_particles": int(missed_particles.sum()),
+        "edge_missed": int((missed & ~missed_particles).sum()),
+        "false_regions": int(false_regions.sum()),
+        "edge_added": int((added & ~false_regions).sum()),
+    }
+
+
+def summarize_pixel_errors(counts: dict[str, int]) -> dict[str, float]:
+    """Pooled :func:`pixel_error_breakdown` counts as fractions of the union, with two IoUs.
+
+    Returns
+    -------
+    dict
+        Each kind as a fraction of the union of truth and prediction (they sum to 1), the
+        ``particle_iou`` and ``iou_with_perfect_outlines``: the IoU if every outline error were
+        corrected and only whole missed or invented particles remained wrong.
+    """
+    union = sum(counts[k] for k in PIXEL_ERROR_KINDS)
+    if union == 0:
+        raise MetricsError("no particle pixel in truth or prediction")
+    summary = {k: counts[k] / union for k in PIXEL_ERROR_KINDS}
+    summary["particle_iou"] = counts["correct"] / union
+    kept = counts["correct"] + counts["edge_missed"]
+    summary["iou_with_perfect_outlines"] = kept / (
+        kept + counts["missed_particles"] + counts["false_regions"]
+    )
+    return summary
