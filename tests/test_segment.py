@@ -347,19 +347,21 @@ def _disk_dataset():
         image, mask = disk_image(centres=((30, 40 + i), (70, 110)))
         from skimage.measure import label
 
-        instances = label(mask).astype(np.uint32)
-        table = pd.DataFrame({"particle_id": [1, 2], "equivalent_diameter_nm": [2 * 12 * 0.5] * 2})
-        items.append(
-            SimpleNamespace(
-                image=image,
-                mask=mask,
-                instances=instances,
-                particles=table,
-                pixel_size_nm=0.5,
-                scenario=scenario,
-            )
-        )
+        items.append(_two_disk_item(image, mask, label(mask).astype(np.uint32), scenario))
     return items
+
+
+def _two_disk_item(image, mask, instances, scenario):
+    """A test-set item holding two particles of radius 12 px at 0.5 nm/px."""
+    table = pd.DataFrame({"particle_id": [1, 2], "equivalent_diameter_nm": [2 * 12 * 0.5] * 2})
+    return SimpleNamespace(
+        image=image,
+        mask=mask,
+        instances=instances,
+        particles=table,
+        pixel_size_nm=0.5,
+        scenario=scenario,
+    )
 
 
 def test_evaluate_scores_any_callable_and_writes_reports(tmp_path):
@@ -419,17 +421,7 @@ def _merged_pair_dataset():
     image, mask = disk_image(centres=((50, 50), (50, 70)), shape=(100, 130))
     instances = label(mask).astype(np.uint32)
     instances[:, 60:] = np.where(mask[:, 60:], 2, 0)
-    table = pd.DataFrame({"particle_id": [1, 2], "equivalent_diameter_nm": [2 * 12 * 0.5] * 2})
-    return [
-        SimpleNamespace(
-            image=image,
-            mask=mask,
-            instances=instances,
-            particles=table,
-            pixel_size_nm=0.5,
-            scenario="overlapping",
-        )
-    ]
+    return [_two_disk_item(image, mask, instances, "overlapping")]
 
 
 def test_evaluate_truth_scores_the_exact_mask_and_the_exact_split():
