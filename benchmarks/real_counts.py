@@ -48,7 +48,9 @@ def hand_boxes(name: str) -> np.ndarray:
     return np.array([[float(v) for v in r[1:5]] for r in rows]).reshape(-1, 4)
 
 
-def particlespy_rows(segmenter_kind: str, model, overlays: Path | None) -> list[dict]:
+def particlespy_rows(
+    segmenter_kind: str, model, overlays: Path | None, test_time_flips: bool = False
+) -> list[dict]:
     """Counts and sizes on the two calibrated ParticleSpy HAADF images (no hand count exists)."""
     from nanomorph.io import read_micrographs
     from nanomorph.pipeline import AnalysisParameters, analyze_micrograph, make_segmenter
@@ -60,7 +62,9 @@ def particlespy_rows(segmenter_kind: str, model, overlays: Path | None) -> list[
         if not path.exists():
             continue
         (micrograph,) = read_micrographs(path)
-        segmenter = make_segmenter(segmenter_kind, model=model, polarity="bright")
+        segmenter = make_segmenter(
+            segmenter_kind, model=model, polarity="bright", test_time_flips=test_time_flips
+        )
         result = analyze_micrograph(micrograph, segmenter, AnalysisParameters(edge="flag"))
         d = result.particles["equivalent_diameter_nm"]
         rows.append(
@@ -85,9 +89,24 @@ def particlespy_rows(segmenter_kind: str, model, overlays: Path | None) -> list[
     return rows
 
 
+def boxes_on_mask(mask: np.ndarray, boxes_xyxy: np.ndarray) -> float:
+    """Fraction of boxes whose central half holds at least one pixel of the mask."""
+    if not len(boxes_xyxy):
+        return float("nan")
+    h, w = mask.shape
+    hits = 0
+    for x0, y0, x1, y1 in boxes_xyxy:
+        cx, cy, qw, qh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 4, (y1 - y0) / 4
+        r0, r1 = max(int(cy - qh), 0), min(int(np.ceil(cy + qh)), h)
+        c0, c1 = max(int(cx - qw), 0), min(int(np.ceil(cx + qw)), w)
+        hits += bool(mask[r0 : max(r1, r0 + 1), c0 : max(c1, c0 + 1)].any())
+    return hits / len(boxes_xyxy)
+
+
 def count_image(name: str, segmenter, params, pixel_size_nm: float, overlays=None) -> dict:
     from nanomorph.io import Micrograph
     from nanomorph.pipeline import analyze_micrograph
+    from nanomorph.segment.metrics import match_points_to_boxes
 
     path = DATA / "images" / f"{name}.jpg"
     with Image.open(path) as img:
@@ -104,6 +123,16 @@ def count_image(name: str, segmenter, params, pixel_size_nm: float, overlays=Non
         save_overlay(overlays / f"{name}.png", grey, result.labels, particles=result.particles)
     hand_sizes = np.sqrt(boxes[:, 2] * w * boxes[:, 3] * h)
     found = result.particles
+    boxes_xyxy = np.column_stack(
+        [
+            (boxes[:, 0] - boxes[:, 2] / 2) * w,
+            (boxes[:, 1] - boxes[:, 3] / 2) * h,
+            (boxes[:, 0] + boxes[:, 2] / 2) * w,
+            (boxes[:, 1] + boxes[:, 3] / 2) * h,
+        ]
+    )
+    centroids = found[["centroid_x_nm", "centroid_y_nm"]].to_numpy() / pixel_size_nm
+    matching = match_points_to_boxes(centroids, boxes_xyxy)
     return {
         "image": name,
         "modality": "bf" if is_bright_field(name) else "haadf",
@@ -117,6 +146,13 @@ def count_image(name: str, segmenter, params, pixel_size_nm: float, overlays=Non
         )
         if len(found)
         else None,
+        # Where the count goes wrong: boxes with a particle's centroid (one-to-one), boxes whose
+        # central half the segmentation touches at all (found, but perhaps merged), and found
+        # particles in no box (false detections, or hand-missed particles).
+        "boxes_matched": matching.tp,
+        "box_recall": matching.recall,
+        "box_precision": matching.precision,
+        "boxes_on_mask": boxes_on_mask(result.semantic_mask, boxes_xyxy),
         "seconds": seconds,
     }
 
@@ -132,6 +168,11 @@ def main(argv=None) -> int:
         help="nominal nm/px (images are uncalibrated; default 0.1)",
     )
     parser.add_argument("--images", nargs="*", help="subset of image names")
+    parser.add_argument(
+        "--test-time-flips",
+        action="store_true",
+        help="average the network over each image and its three flips",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--overlays",
@@ -154,12 +195,19 @@ def main(argv=None) -> int:
     rows = []
     for name in names:
         polarity = "dark" if is_bright_field(name) else "bright"
-        segmenter = make_segmenter(args.segmenter, model=args.model, polarity=polarity)
+        segmenter = make_segmenter(
+            args.segmenter,
+            model=args.model,
+            polarity=polarity,
+            test_time_flips=args.test_time_flips,
+        )
         row = count_image(name, segmenter, params, args.pixel_size, args.overlays)
         rows.append(row)
         print(
             f"{name:14s} {row['modality']:5s} hand {row['hand_count']:4d}  "
             f"found {row['predicted_count']:4d}  ratio {row['ratio']:.2f}  "
+            f"box recall {row['box_recall']:.2f} precision {row['box_precision']:.2f} "
+            f"on mask {row['boxes_on_mask']:.2f}  "
             f"({row['seconds']:.1f} s)",
             flush=True,
         )
@@ -169,12 +217,26 @@ def main(argv=None) -> int:
         "segmenter": args.segmenter,
         "model": args.model,
         "nominal_pixel_size_nm": args.pixel_size,
+        "test_time_flips": args.test_time_flips,
+        "segmentation": segmenter.describe() if rows else None,
         "n_images": len(rows),
         "n_within_25_percent": within,
         "median_ratio": float(np.median(ratios)),
         "median_abs_log_ratio": float(np.median(np.abs(np.log(np.maximum(ratios, 1e-3))))),
+        "box_recall": float(
+            sum(r["boxes_matched"] for r in rows) / max(sum(r["hand_count"] for r in rows), 1)
+        ),
+        "box_precision": float(
+            sum(r["boxes_matched"] for r in rows) / max(sum(r["predicted_count"] for r in rows), 1)
+        ),
+        "boxes_on_mask": float(
+            sum(r["boxes_on_mask"] * r["hand_count"] for r in rows)
+            / sum(r["hand_count"] for r in rows)
+        ),
         "images": rows,
-        "particlespy": particlespy_rows(args.segmenter, args.model, args.overlays),
+        "particlespy": particlespy_rows(
+            args.segmenter, args.model, args.overlays, args.test_time_flips
+        ),
     }
     for r in summary["particlespy"]:
         print(
@@ -183,7 +245,9 @@ def main(argv=None) -> int:
         )
     print(
         f"\n{within} of {len(rows)} images within ±25 % of the hand count; "
-        f"median ratio {summary['median_ratio']:.2f}"
+        f"median ratio {summary['median_ratio']:.2f}; all boxes: recall "
+        f"{summary['box_recall']:.2f}, precision {summary['box_precision']:.2f}, "
+        f"on the mask {summary['boxes_on_mask']:.2f}"
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -211,3 +211,16 @@ def test_evaluate_with_the_exact_mask_scores_the_analysis_alone(tmp_path, capsys
     assert metrics["overall"]["pixel"]["particle_iou"] == 1.0
     assert metrics["scenarios"]["isolated"]["n_images"] == 2
     assert "isolated" in capsys.readouterr().out
+
+
+def test_analyze_with_test_time_flips_records_them(tmp_path):
+    """The shipped network, read four ways: the option reaches the model and the metadata."""
+    image, isolated, _ = _draw_known_disks(shape=(160, 160))
+    src = tmp_path / "small.tif"
+    _write_tiff(src, image, PIXEL_SIZE_NM)
+    out = tmp_path / "out"
+    args = ["analyze", str(src), "--out", str(out), "--precision", "fp32", "-q"]
+    assert main([*args, "--test-time-flips"]) == 0
+    meta = json.loads((out / "small" / "metadata.json").read_text())
+    assert meta["segmentation"]["test_time_flips"] is True
+    assert meta["n_particles"] >= 1

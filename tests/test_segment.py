@@ -206,6 +206,49 @@ def test_tiled_inference_matches_untiled_inference(small_model):
     assert np.abs(whole - tiled).mean() < 0.1 * spread
 
 
+class ShiftModel(torch.nn.Module):
+    """Logit = 3 x the pixel to the left: not flip-equivariant, so flips change what it sees."""
+
+    def forward(self, x):
+        return 3.0 * torch.nn.functional.pad(x, (1, 0))[..., :, :-1]
+
+
+def test_test_time_flips_average_the_four_flipped_readings(small_model):
+    image = np.random.default_rng(2).normal(size=(40, 56)).astype(np.float32)
+    tiling = dict(tile_size=64, overlap=16, precision="fp32")
+    # A pixelwise network reads every flip the same: the average is the plain prediction.
+    np.testing.assert_allclose(
+        inference_module.predict_flips(PixelwiseModel(), image, **tiling),
+        predict_tiled(PixelwiseModel(), image, **tiling),
+        atol=1e-6,
+    )
+    # A shift reads the left neighbour, or the right one under a left-right flip.
+    sigmoid = lambda v: 1 / (1 + np.exp(-3.0 * v))  # noqa: E731
+    left = np.pad(image, ((0, 0), (1, 0)), mode="reflect")[:, :-1]
+    right = np.pad(image, ((0, 0), (0, 1)), mode="reflect")[:, 1:]
+    flipped = inference_module.predict_flips(ShiftModel(), image, **tiling)
+    expected = (sigmoid(left) + sigmoid(right)) / 2
+    np.testing.assert_allclose(flipped[:, 1:-1], expected[:, 1:-1], atol=1e-5)
+    config = default_config("flips")
+    segmenter = NetworkSegmenter(
+        small_model, config, device="cpu", precision="fp32", test_time_flips=True
+    )
+    assert segmenter.describe()["test_time_flips"] is True
+    image, _ = disk_image()
+    x = normalize_image(image)
+    np.testing.assert_allclose(
+        segmenter.predict_proba(image, 1.0),
+        inference_module.predict_flips(
+            small_model,
+            x,
+            tile_size=segmenter.tile_size,
+            overlap=segmenter.overlap,
+            precision="fp32",
+        ),
+        atol=1e-5,
+    )
+
+
 def test_bf16_inference_is_close_to_fp32(small_model):
     x = normalize_image(disk_image()[0])
     fp32 = predict_tiled(small_model, x, tile_size=128, precision="fp32")
@@ -282,6 +325,31 @@ def test_pixel_error_breakdown_separates_whole_particles_from_outlines():
         metrics.summarize_pixel_errors(
             metrics.pixel_error_breakdown(np.zeros((3, 3), int), np.zeros((3, 3), bool))
         )
+
+
+def test_match_points_to_boxes_pairs_each_box_with_one_centroid():
+    boxes = np.array([[0, 0, 10, 10], [8, 0, 18, 10], [30, 30, 40, 40]], float)
+    points = np.array(
+        [
+            [5, 5],  # centre of box 0
+            [9, 5],  # inside boxes 0 and 1, nearer the centre of box 1
+            [6, 4],  # a second centroid in box 0: one of the two is a false detection
+            [50, 50],  # outside every box
+        ],
+        float,
+    )
+    m = metrics.match_points_to_boxes(points, boxes)
+    assert (m.n_boxes, m.n_points, m.tp) == (3, 4, 2)
+    assert m.pairs == [(0, 0), (1, 1)]
+    assert m.recall == pytest.approx(2 / 3)  # box 2 has no centroid: missed
+    assert m.precision == pytest.approx(2 / 4)
+    # Boxes can take centroids from overlapping neighbours when that matches more of them.
+    crowded = metrics.match_points_to_boxes(np.array([[9.0, 5.0], [5.0, 5.0]]), boxes[:2])
+    assert crowded.tp == 2
+    empty = metrics.match_points_to_boxes(np.zeros((0, 2)), boxes)
+    assert empty.tp == 0 and empty.recall == 0 and np.isnan(empty.precision)
+    with pytest.raises(metrics.MetricsError, match="x1 >= x0"):
+        metrics.match_points_to_boxes(points, np.array([[10, 0, 0, 10]], float))
 
 
 def test_pixel_metrics_on_a_known_confusion():

@@ -65,6 +65,12 @@ def _add_segmenter_options(p: argparse.ArgumentParser, evaluation: bool = False)
         help="network arithmetic (default auto: bf16 autocast only where the hardware computes "
         "bf16 natively, else fp32)",
     )
+    p.add_argument(
+        "--test-time-flips",
+        action="store_true",
+        help="average the network over the image and its three flips (4x the inference time, "
+        "slightly better outlines)",
+    )
 
 
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
@@ -180,6 +186,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             device=args.device,
             polarity=args.polarity,
             precision=args.precision,
+            test_time_flips=args.test_time_flips,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
@@ -322,7 +329,12 @@ def _evaluation_segmenter(args: argparse.Namespace):
     from .segment.model import ModelNotFoundError, load_segmenter
 
     try:
-        return load_segmenter(args.model, device=args.device, precision=args.precision)
+        return load_segmenter(
+            args.model,
+            device=args.device,
+            precision=args.precision,
+            test_time_flips=args.test_time_flips,
+        )
     except ModelNotFoundError as exc:
         raise CliError(str(exc)) from None
 

@@ -128,11 +128,18 @@ class NetworkSegmenterAdapter:
     """Wrap the trained network so that it has the :class:`Segmenter` call signature."""
 
     def __init__(
-        self, model: str | Path | None, device: str, polarity: str, precision: str = "auto"
+        self,
+        model: str | Path | None,
+        device: str,
+        polarity: str,
+        precision: str = "auto",
+        test_time_flips: bool = False,
     ) -> None:
         from .segment.model import load_segmenter
 
-        self.network = load_segmenter(model, device=device, precision=precision)
+        self.network = load_segmenter(
+            model, device=device, precision=precision, test_time_flips=test_time_flips
+        )
         self.polarity = polarity
 
     def __call__(self, image: np.ndarray, pixel_size_nm: float) -> np.ndarray:
@@ -152,6 +159,7 @@ def make_segmenter(
     device: str = "auto",
     polarity: str = "auto",
     precision: str = "auto",
+    test_time_flips: bool = False,
 ) -> Segmenter:
     """Create the segmenter the user asked for.
 
@@ -169,11 +177,20 @@ def make_segmenter(
     precision
         ``"auto"`` (bf16 autocast only where the hardware computes bf16 natively), ``"bf16"`` or
         ``"fp32"``; only used by the network.
+    test_time_flips
+        Average the network's probabilities over the image and its three flips: four times the
+        inference time, particle IoU +0.004 to +0.009 per simulated scenario (model card).
     """
     if kind == "threshold":
         return ThresholdSegmenter(polarity=polarity)
     if kind == "model":
-        return NetworkSegmenterAdapter(model, device=device, polarity=polarity, precision=precision)
+        return NetworkSegmenterAdapter(
+            model,
+            device=device,
+            polarity=polarity,
+            precision=precision,
+            test_time_flips=test_time_flips,
+        )
     raise ValueError(f"segmenter must be 'model' or 'threshold', got {kind!r}")
 
 

@@ -179,6 +179,7 @@ def segmenter_settings():
         "model": config.get("model"),
         "device": config["device"],
         "precision": config["precision"],
+        "test_time_flips": config["test_time_flips"],
         "polarity": config["polarity"],
         "tile_size": config["tile_size"],
     }

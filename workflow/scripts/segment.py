@@ -23,6 +23,7 @@ segmenter = make_segmenter(
     device=settings["device"],
     precision=settings["precision"],
     polarity=settings["polarity"],
+    test_time_flips=settings["test_time_flips"],
 )
 network = getattr(segmenter, "network", None)
 if settings.get("tile_size") and network is not None and hasattr(network, "tile_size"):

@@ -259,6 +259,41 @@ def predict_tiled(
     return np.clip(out, 0.0, 1.0)
 
 
+#: Views averaged by test-time augmentation: the image and its three flips. The network was
+#: trained with flips, so each view is an equally valid reading of the micrograph; averaging their
+#: probabilities (each flipped back) smooths the noisy outline decisions that cost most of the IoU.
+FLIP_VIEWS = ((False, False), (True, False), (False, True), (True, True))
+
+
+def predict_flips(model: torch.nn.Module, image: np.ndarray, **tiling: Any) -> np.ndarray:
+    """Mean particle probability over the image and its vertical, horizontal and double flips.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        As for :func:`predict_tiled`.
+    image : ndarray
+        2-D float32 prepared image.
+    **tiling
+        Passed to :func:`predict_tiled` (tile_size, overlap, batch_size, device, precision,
+        channels_last).
+
+    Returns
+    -------
+    ndarray
+        float32 probabilities in [0, 1], same shape as ``image``; four times the work of one
+        :func:`predict_tiled`.
+    """
+    total = np.zeros(np.shape(image), dtype=np.float32)
+    for flip_rows, flip_cols in FLIP_VIEWS:
+        view = image[::-1] if flip_rows else image
+        view = view[:, ::-1] if flip_cols else view
+        p = predict_tiled(model, np.ascontiguousarray(view), **tiling)
+        p = p[::-1] if flip_rows else p
+        total += p[:, ::-1] if flip_cols else p
+    return total / len(FLIP_VIEWS)
+
+
 class NetworkSegmenter:
     """A trained network with its preprocessing: micrograph in, particle probability or mask out.
 
@@ -276,6 +311,9 @@ class NetworkSegmenter:
         "auto", "cpu" or "cuda".
     precision : {"auto", "bf16", "fp32"}
         Autocast precision used for inference; "auto" is bf16 only where the hardware has it.
+    test_time_flips : bool
+        Average the probabilities of the image and its three flips (:func:`predict_flips`):
+        four times the inference time for a small, consistent gain (see the model card).
     """
 
     def __init__(
@@ -284,6 +322,7 @@ class NetworkSegmenter:
         config: dict[str, Any],
         device: str | torch.device = "auto",
         precision: str = "auto",
+        test_time_flips: bool = False,
     ) -> None:
         self.device = resolve_device(device)
         self.config = config
@@ -294,6 +333,7 @@ class NetworkSegmenter:
         self.batch_size = int(inference.get("batch_size", 4))
         self.threshold = float(config.get("threshold", 0.5))
         self.precision = resolve_precision(precision, self.device)
+        self.test_time_flips = bool(test_time_flips)
         self.channels_last = self.device.type == "cpu"
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device).to(memory_format=memory_format).eval()
@@ -316,6 +356,7 @@ class NetworkSegmenter:
             "tile_size": self.tile_size,
             "overlap": self.overlap,
             "threshold": self.threshold,
+            "test_time_flips": self.test_time_flips,
         }
 
     def predict_proba(
@@ -343,7 +384,8 @@ class NetworkSegmenter:
             If the image is not 2-D or the pixel size is not positive.
         """
         prepared, factor = prepare_image(image, pixel_size_nm, self.preprocess, polarity)
-        probability = predict_tiled(
+        predict = predict_flips if self.test_time_flips else predict_tiled
+        probability = predict(
             self.model,
             prepared,
             tile_size=self.tile_size,

@@ -384,3 +384,80 @@ def summarize_pixel_errors(counts: dict[str, int]) -> dict[str, float]:
         kept + counts["missed_particles"] + counts["false_regions"]
     )
     return summary
+
+
+class BoxMatching(NamedTuple):
+    """Detections matched to hand-drawn boxes (see :func:`match_points_to_boxes`)."""
+
+    n_boxes: int
+    n_points: int
+    tp: int
+    precision: float
+    recall: float
+    #: (box index, point index) of every match.
+    pairs: list[tuple[int, int]]
+
+
+def match_points_to_boxes(points_xy: np.ndarray, boxes_xyxy: np.ndarray) -> BoxMatching:
+    """Match particle centroids to hand-drawn boxes one-to-one.
+
+    Real micrographs are often labelled with boxes only (YOLO-style), so a found particle counts
+    as that box's particle when its centroid lies inside the box; where several centroids fall in
+    one box, or one centroid in several overlapping boxes, the assignment (Hungarian) pairs each
+    box with at most one centroid, preferring the one nearest the box centre (distance in units of
+    the box's half size). Unmatched centroids are false detections, unmatched boxes missed (or
+    merged into a neighbour's region).
+
+    Parameters
+    ----------
+    points_xy : ndarray
+        (N, 2) centroids, x then y, in pixels.
+    boxes_xyxy : ndarray
+        (M, 4) boxes as x0, y0, x1, y1 in pixels.
+
+    Returns
+    -------
+    BoxMatching
+        Counts, precision (matched / points), recall (matched / boxes) and the pairs.
+
+    Raises
+    ------
+    MetricsError
+        If the arrays do not have those shapes, or a box has x1 < x0 or y1 < y0.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    points = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    boxes = np.asarray(boxes_xyxy, dtype=np.float64)
+    if boxes.ndim != 2 or (boxes.size and boxes.shape[1] != 4):
+        raise MetricsError(f"boxes must have shape (M, 4), got {boxes.shape}")
+    boxes = boxes.reshape(-1, 4)
+    if np.any(boxes[:, 2] < boxes[:, 0]) or np.any(boxes[:, 3] < boxes[:, 1]):
+        raise MetricsError("every box needs x1 >= x0 and y1 >= y0")
+    pairs: list[tuple[int, int]] = []
+    if len(points) and len(boxes):
+        x, y = points[:, 0][None, :], points[:, 1][None, :]
+        x0, y0, x1, y1 = (boxes[:, k][:, None] for k in range(4))
+        inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+        half_w = np.maximum((x1 - x0) / 2, 0.5)
+        half_h = np.maximum((y1 - y0) / 2, 0.5)
+        distance = np.hypot((x - (x0 + x1) / 2) / half_w, (y - (y0 + y1) / 2) / half_h)
+        rows = np.flatnonzero(inside.any(axis=1))
+        cols = np.flatnonzero(inside.any(axis=0))
+        if rows.size:
+            # Outside pairs cost more than any inside pair can (inside distance <= sqrt 2).
+            cost = np.where(inside, distance, 10.0)[np.ix_(rows, cols)]
+            r, c = linear_sum_assignment(cost)
+            pairs = [
+                (int(rows[i]), int(cols[j])) for i, j in zip(r, c, strict=True) if cost[i, j] < 10
+            ]
+    tp = len(pairs)
+    n_boxes, n_points = len(boxes), len(points)
+    return BoxMatching(
+        n_boxes,
+        n_points,
+        tp,
+        tp / n_points if n_points else float("nan"),
+        tp / n_boxes if n_boxes else float("nan"),
+        sorted(pairs),
+    )

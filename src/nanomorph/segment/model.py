@@ -255,7 +255,10 @@ def load_model(folder: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
 
 
 def load_segmenter(
-    name_or_path: str | Path | None = None, device: str = "auto", precision: str = "auto"
+    name_or_path: str | Path | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    test_time_flips: bool = False,
 ) -> NetworkSegmenter:
     """Load a model folder as a ready-to-use segmenter.
 
@@ -267,6 +270,8 @@ def load_segmenter(
         "auto" uses CUDA when available.
     precision : {"auto", "bf16", "fp32"}
         Inference autocast precision; "auto" is bf16 only where the hardware computes it natively.
+    test_time_flips : bool
+        Average over the image and its three flips (four times the inference time).
 
     Returns
     -------
@@ -280,4 +285,6 @@ def load_segmenter(
     folder = find_model_folder(name_or_path)
     model, config = load_model(folder)
     config.setdefault("folder", str(folder))
-    return NetworkSegmenter(model, config, device=device, precision=precision)
+    return NetworkSegmenter(
+        model, config, device=device, precision=precision, test_time_flips=test_time_flips
+    )
