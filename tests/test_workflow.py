@@ -152,6 +152,14 @@ def test_misspelt_config_key_is_named():
     assert "segmentr" in result.stdout + result.stderr
 
 
+def test_test_time_flips_must_be_true_or_false():
+    result = run_snakemake(
+        "-n", "--config", "segmenter=threshold", "test_time_flips=often", check=False
+    )
+    assert result.returncode != 0
+    assert "test_time_flips" in result.stdout + result.stderr
+
+
 # ------------------------------------------------------------------------------ end to end
 def test_every_output_exists(finished_run):
     per_image = (
@@ -304,3 +312,4 @@ def test_end_to_end_with_model(tmp_path):
     assert (results / "model" / "metrics.csv").is_file()
     meta = (results / "catalyst_a/images/a_001/metadata.json").read_text()
     assert '"segmenter": "model"' in meta
+    assert '"test_time_flips": false' in meta  # the default: one pass
