@@ -8,7 +8,7 @@ Each (size, setting) runs in a fresh subprocess so that its peak resident memory
 own.  Prints a table and writes ``benchmarks/results/inference.json``.
 
     python benchmarks/bench_inference.py [--sizes 1024 2048 4096] [--repeats 2] [--threads 2]
-        [--precisions fp32 bf16]
+        [--precisions fp32 bf16 fp32-flips]
 
 The network has random weights (speed does not depend on them); the whole
 :meth:`NetworkSegmenter.predict_proba` path is timed: normalisation, tiling, blending.
@@ -28,14 +28,15 @@ RESULTS = Path(__file__).resolve().parent / "results" / "inference.json"
 WORKER = r"""
 import json, resource, sys, time
 import numpy as np, torch
-size, precision, threads, repeats = sys.argv[1:5]
+size, setting, threads, repeats = sys.argv[1:5]
 size, threads, repeats = int(size), int(threads), int(repeats)
+precision, flips = setting.removesuffix("-flips"), setting.endswith("-flips")
 torch.set_num_threads(threads)
 from nanomorph.segment.inference import NetworkSegmenter
 from nanomorph.segment.model import build_model, default_config
 torch.manual_seed(0)
 segmenter = NetworkSegmenter(build_model().eval(), default_config(), device="cpu",
-                             precision=precision)
+                             precision=precision, test_time_flips=flips)
 segmenter.channels_last = precision == "bf16"
 if not segmenter.channels_last:
     segmenter.model = segmenter.model.to(memory_format=torch.contiguous_format)
@@ -47,11 +48,16 @@ for _ in range(repeats):
     segmenter.predict_proba(image, 1.0)
     times.append(time.perf_counter() - start)
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"size": size, "setting": precision, "seconds": min(times),
+print(json.dumps({"size": size, "setting": setting, "seconds": min(times),
                   "seconds_all": times, "peak_rss_mb": peak_mb}))
 """
 
-SETTINGS = {"fp32": "fp32 (contiguous)", "bf16": "bf16 autocast + channels_last"}
+SETTINGS = {
+    "fp32": "fp32 (contiguous)",
+    "bf16": "bf16 autocast + channels_last",
+    "fp32-flips": "fp32, test-time flips (4 passes)",
+}
+DEFAULT_SETTINGS = ("fp32", "bf16")
 
 
 def run_one(size: int, precision: str, threads: int, repeats: int) -> dict:
@@ -75,8 +81,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--precisions",
         nargs="+",
         choices=tuple(SETTINGS),
-        default=list(SETTINGS),
-        help="settings to time (emulated bf16 at 4096² takes minutes)",
+        default=list(DEFAULT_SETTINGS),
+        help="settings to time (emulated bf16 at 4096² takes minutes; fp32-flips: "
+        "--test-time-flips)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
