@@ -68,8 +68,8 @@ def _add_segmenter_options(p: argparse.ArgumentParser, evaluation: bool = False)
     p.add_argument(
         "--test-time-flips",
         action="store_true",
-        help="average the network over the image and its three flips (4x the inference time, "
-        "slightly better outlines)",
+        help="average the network over the image and its three flips (four passes: 4-5x the "
+        "inference time, slightly better outlines)",
     )
 
 
