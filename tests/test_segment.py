@@ -222,8 +222,11 @@ def test_test_time_flips_average_the_four_flipped_readings(small_model):
         predict_tiled(PixelwiseModel(), image, **tiling),
         atol=1e-6,
     )
+
     # A shift reads the left neighbour, or the right one under a left-right flip.
-    sigmoid = lambda v: 1 / (1 + np.exp(-3.0 * v))  # noqa: E731
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-3.0 * v))
+
     left = np.pad(image, ((0, 0), (1, 0)), mode="reflect")[:, :-1]
     right = np.pad(image, ((0, 0), (0, 1)), mode="reflect")[:, 1:]
     flipped = inference_module.predict_flips(ShiftModel(), image, **tiling)
