@@ -30,12 +30,14 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "supported-catalysts"
 
-# Bright-field TEM images (dark particles); the rest are HAADF-STEM (bright particles).
-BRIGHT_FIELD = ("PtC", "Pt_carbon", "PtCo1", "PtCo3")
+# Bright-field TEM images (dark particles), judged by eye; the rest are HAADF-STEM (bright
+# particles). Exact names, not prefixes: PtC3 and PtCo are HAADF although their names start
+# like the bright-field PtC1/PtC2 (a prefix rule gave the threshold the wrong polarity there).
+BRIGHT_FIELD = frozenset({"PtC1", "PtC2", "Pt_carbon1", "Pt_carbon2", "PtCo1", "PtCo3"})
 
 
 def is_bright_field(name: str) -> bool:
-    return name.startswith(BRIGHT_FIELD)
+    return name in BRIGHT_FIELD
 
 
 def hand_boxes(name: str) -> np.ndarray:
@@ -49,7 +51,11 @@ def hand_boxes(name: str) -> np.ndarray:
 
 
 def particlespy_rows(
-    segmenter_kind: str, model, overlays: Path | None, test_time_flips: bool = False
+    segmenter_kind: str,
+    model,
+    overlays: Path | None,
+    test_time_flips: bool = False,
+    declare_polarity: bool = False,
 ) -> list[dict]:
     """Counts and sizes on the two calibrated ParticleSpy HAADF images (no hand count exists)."""
     from nanomorph.io import read_micrographs
@@ -65,7 +71,8 @@ def particlespy_rows(
         segmenter = make_segmenter(
             segmenter_kind, model=model, polarity="bright", test_time_flips=test_time_flips
         )
-        result = analyze_micrograph(micrograph, segmenter, AnalysisParameters(edge="flag"))
+        params = AnalysisParameters(edge="flag", polarity="bright" if declare_polarity else "auto")
+        result = analyze_micrograph(micrograph, segmenter, params)
         d = result.particles["equivalent_diameter_nm"]
         rows.append(
             {
@@ -157,6 +164,20 @@ def count_image(name: str, segmenter, params, pixel_size_nm: float, overlays=Non
     }
 
 
+def describe_for_results(segmenter) -> dict:
+    """The segmenter's description as committed: no machine-specific paths, no per-image knob."""
+    described = dict(segmenter.describe())
+    folder = described.get("model_folder")
+    if folder:
+        try:
+            described["model_folder"] = str(Path(folder).resolve().relative_to(REPO))
+        except ValueError:
+            pass
+    if "polarity" in described:
+        described["polarity"] = "per image: dark for bright field, bright for HAADF (see images)"
+    return described
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segmenter", choices=("model", "threshold"), default="model")
@@ -172,6 +193,12 @@ def main(argv=None) -> int:
         "--test-time-flips",
         action="store_true",
         help="average the network over each image and its three flips",
+    )
+    parser.add_argument(
+        "--declare-polarity",
+        action="store_true",
+        help="tell the analysis each image's polarity, which drops found particles of the "
+        "opposite contrast (AnalysisParameters.polarity)",
     )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
@@ -189,12 +216,14 @@ def main(argv=None) -> int:
 
     gt = pd.read_csv(DATA / "gt_summary.csv")
     names = args.images or list(gt["image"])
-    params = AnalysisParameters(edge="flag")
     if args.overlays is not None:
         args.overlays.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in names:
         polarity = "dark" if is_bright_field(name) else "bright"
+        params = AnalysisParameters(
+            edge="flag", polarity=polarity if args.declare_polarity else "auto"
+        )
         segmenter = make_segmenter(
             args.segmenter,
             model=args.model,
@@ -218,7 +247,8 @@ def main(argv=None) -> int:
         "model": args.model,
         "nominal_pixel_size_nm": args.pixel_size,
         "test_time_flips": args.test_time_flips,
-        "segmentation": segmenter.describe() if rows else None,
+        "declared_polarity": args.declare_polarity,
+        "segmentation": describe_for_results(segmenter) if rows else None,
         "n_images": len(rows),
         "n_within_25_percent": within,
         "median_ratio": float(np.median(ratios)),
@@ -235,7 +265,11 @@ def main(argv=None) -> int:
         ),
         "images": rows,
         "particlespy": particlespy_rows(
-            args.segmenter, args.model, args.overlays, args.test_time_flips
+            args.segmenter,
+            args.model,
+            args.overlays,
+            args.test_time_flips,
+            args.declare_polarity,
         ),
     }
     for r in summary["particlespy"]:

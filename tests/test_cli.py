@@ -202,6 +202,21 @@ def test_export_model_folder_replaces_the_model_keeps_the_card_and_adds_the_log(
     assert sorted(p.name for p in target.parent.iterdir()) == ["m"]  # no staging left behind
 
 
+def test_analyze_with_a_declared_polarity_checks_contrast(tmp_path):
+    """--polarity dark: the threshold looks for dark particles and the contrast check keeps them."""
+    image, isolated, pairs = _draw_known_disks()
+    src = tmp_path / "disks.tif"
+    _write_tiff(src, image, PIXEL_SIZE_NM)
+    out = tmp_path / "out"
+    args = ["analyze", str(src), "--out", str(out), "--segmenter", "threshold", "-q"]
+    assert main([*args, "--polarity", "dark"]) == 0
+    meta = json.loads((out / "disks" / "metadata.json").read_text())
+    assert meta["parameters"]["polarity"] == "dark"
+    assert meta["segmentation"]["polarity"] == "dark"
+    assert meta["n_particles"] == len(isolated) + 2 * len(pairs)
+    assert meta["excluded_reasons"]["wrong_contrast"] == 0
+
+
 def test_evaluate_with_the_exact_mask_scores_the_analysis_alone(tmp_path, capsys):
     out = tmp_path / "eval"
     argv = ["evaluate", "--segmenter", "truth", "--scenarios", "isolated", "--n", "2"]

@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 from skimage.draw import disk, polygon
 
-from nanomorph.measure import PARTICLE_COLUMNS, feret_diameters_px, measure_particles
+from nanomorph.measure import (
+    PARTICLE_COLUMNS,
+    contrast_to_surroundings,
+    feret_diameters_px,
+    measure_particles,
+)
 from nanomorph.separate import Particle, separate
 
 
@@ -130,3 +135,31 @@ def test_rejects_bad_pixel_size(pixel_size_nm: float) -> None:
 def test_rejects_empty_particle() -> None:
     with pytest.raises(ValueError, match="empty"):
         measure_particles([Particle(np.zeros((2, 2), bool), (0, 0))], 0.1)
+
+
+def test_contrast_to_surroundings_is_the_rose_criterion():
+    """A disc 3 noise-sigma above a noisy background: 3 x sqrt(25) = 15; a dark one -15."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(100.0, 2.0, (120, 200))
+    labels = np.zeros(image.shape, np.int64)
+    labels[disk((60, 50), 12)] = 1
+    labels[disk((60, 150), 12)] = 2
+    image[labels == 1] += 6.0
+    image[labels == 2] -= 6.0
+    snr = contrast_to_surroundings(image, labels, labels > 0)
+    assert np.isnan(snr[0])
+    assert snr[1] == pytest.approx(15.0, rel=0.15)
+    assert snr[2] == pytest.approx(-15.0, rel=0.15)
+    # A particle too small to matter counts only its own area: a 3-pixel speck gives sqrt(3).
+    speck = np.zeros_like(labels)
+    speck[60, 100:103] = 1
+    flat = np.full(image.shape, 10.0) + rng.normal(0, 1.0, image.shape)
+    flat[speck > 0] += 3.0
+    assert contrast_to_surroundings(flat, speck, speck > 0)[1] == pytest.approx(
+        3.0 * math.sqrt(3), rel=0.35
+    )
+
+
+def test_contrast_without_a_ring_is_nan():
+    labels = np.ones((10, 10), np.int64)
+    assert np.isnan(contrast_to_surroundings(np.zeros((10, 10)), labels, labels > 0)[1])

@@ -234,3 +234,58 @@ def test_empty_mask_gives_no_particles() -> None:
 def test_separate_rejects_bad_arguments(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         separate(np.zeros((5, 5), bool), **kwargs)
+
+
+def test_drop_particles_renumbers_and_counts_the_reason():
+    from nanomorph.separate import SeparationError, drop_particles
+
+    m = np.zeros((60, 160), bool)
+    for c in (30, 80, 130):
+        m[disk((30, c), 12)] = True
+    result = separate(m, PX)
+    assert len(result.particles) == 3
+    fewer = drop_particles(result, [1], "wrong_contrast")
+    assert len(fewer.particles) == 2 and fewer.excluded_reasons["wrong_contrast"] == 1
+    assert fewer.n_excluded == result.n_excluded + 1
+    assert sorted(np.unique(fewer.labels)) == [0, 1, 2]
+    assert fewer.labels[30, 80] == 0 and fewer.labels[30, 130] == 2
+    assert drop_particles(result, [], "wrong_contrast") is result
+    with pytest.raises(SeparationError, match="reason"):
+        drop_particles(result, [0], "because")
+
+
+def _dark_and_bright_disks():
+    """A bright-field scene: two dark particles and one bright spot the segmentation also took."""
+    rng = np.random.default_rng(3)
+    image = rng.normal(200.0, 3.0, (80, 220))
+    mask = np.zeros(image.shape, bool)
+    for c, delta in ((40, -60.0), (110, -60.0), (180, +60.0)):
+        rr, cc = disk((40, c), 14)
+        image[rr, cc] += delta
+        mask[rr, cc] = True
+    return image, mask
+
+
+def test_declared_polarity_drops_particles_of_the_other_contrast():
+    from nanomorph.pipeline import AnalysisParameters, postprocess
+
+    image, mask = _dark_and_bright_disks()
+    _, unchecked = postprocess(mask, PX, AnalysisParameters())
+    assert len(unchecked.particles) == 3
+    _, checked = postprocess(mask, PX, AnalysisParameters(polarity="dark"), image=image)
+    assert len(checked.particles) == 2
+    assert checked.excluded_reasons["wrong_contrast"] == 1
+    assert all(p.offset[1] < 150 for p in checked.particles)
+    # Declared the other way (HAADF), only the bright spot survives.
+    _, haadf = postprocess(mask, PX, AnalysisParameters(polarity="bright"), image=image)
+    assert [p.offset[1] > 150 for p in haadf.particles] == [True]
+
+
+def test_declared_polarity_needs_the_image():
+    from nanomorph.pipeline import AnalysisParameters, postprocess
+
+    _, mask = _dark_and_bright_disks()
+    with pytest.raises(ValueError, match="needs the image"):
+        postprocess(mask, PX, AnalysisParameters(polarity="dark"))
+    with pytest.raises(ValueError, match="polarity"):
+        AnalysisParameters(polarity="grey")

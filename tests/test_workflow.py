@@ -133,13 +133,14 @@ def test_figures_target_dry_run():
         ("neg\tresources/example/catalyst_a\t-1\tfalse", "row 3 (sample 'neg')"),
         ("flag\tresources/example/catalyst_a\t\tmaybe", "row 3 (sample 'flag')"),
         ("ghost\tresources/example/nothing_here/*.tif\t\tfalse", "sample 'ghost'"),
+        ("pol\tresources/example/catalyst_a\t\tfalse\tgrey", "row 3 (sample 'pol')"),
     ],
 )
 def test_bad_sheet_row_is_named(tmp_path, row, expected):
     sheet = tmp_path / "samples.tsv"
     sheet.write_text(
-        "sample\tpath\tpixel_size_nm\tseries\n"
-        "good\tresources/example/catalyst_a\t\tfalse\n" + row + "\n"
+        "sample\tpath\tpixel_size_nm\tseries\tpolarity\n"
+        "good\tresources/example/catalyst_a\t\tfalse\tdark\n" + row + "\n"
     )
     result = run_snakemake("-n", "--config", "segmenter=threshold", f"samples={sheet}", check=False)
     assert result.returncode != 0
@@ -253,6 +254,15 @@ def test_metadata_matches_cli_layout(finished_run):
     assert meta["pixel_size_nm"] == pytest.approx(0.5)
     assert meta["segmentation"]["segmenter"] == "threshold"
     assert meta["parameters"]["separation"] == "uecs"
+    # The sheet declares catalyst_a bright field, so its particles' contrast was checked; the
+    # growth series leaves the polarity to the config (auto: no check).
+    assert meta["parameters"]["polarity"] == "dark"
+    assert meta["segmentation"]["polarity"] == "dark"
+    assert "wrong_contrast" in meta["excluded_reasons"]
+    series_meta = json.loads(
+        (finished_run / "growth/images/growth/frame_0000/metadata.json").read_text()
+    )
+    assert series_meta["parameters"]["polarity"] == "auto"
 
 
 def test_rerun_after_deleting_outputs_gives_identical_tables(finished_run):

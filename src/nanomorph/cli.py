@@ -49,7 +49,9 @@ def _add_segmenter_options(p: argparse.ArgumentParser, evaluation: bool = False)
         "--polarity",
         choices=("dark", "bright", "auto"),
         default="auto",
-        help="dark particles on bright background or the reverse (threshold only)",
+        help="dark particles on bright background (bright field) or the reverse (HAADF): the "
+        "threshold's polarity; for analyze also a check that drops found particles of the "
+        "opposite contrast (default auto: decided per image, no check)",
     )
     p.add_argument("--model", metavar="NAME|PATH", help="model name or folder (default: shipped)")
     p.add_argument(
@@ -175,6 +177,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             min_marker_px=args.min_marker_px,
             min_marker_diameter_nm=args.min_marker_diameter,
             edge=args.edge,
+            polarity=args.polarity,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None

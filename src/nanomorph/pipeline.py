@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 SEPARATION_METHODS = ("uecs", "watershed", "none")
 OVERLAP_TESTS = ("sensitive", "paper")
 EDGE_MODES = ("drop", "flag")
+POLARITIES = ("auto", "dark", "bright")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class AnalysisParameters:
     edge
         ``"drop"`` removes particles touching the image border; ``"flag"`` keeps them with
         ``touches_edge`` set.
+    polarity
+        The contrast the user declares for the particles: ``"dark"`` (bright field) or
+        ``"bright"`` (HAADF). Then a found particle darker than its surroundings in HAADF, or
+        brighter in bright field, is excluded (``wrong_contrast``): the network itself reads
+        both polarities and sometimes takes support grain or phase-contrast fringes of the
+        other sign for particles. ``"auto"`` (unknown) checks nothing.
     """
 
     min_particle_diameter_nm: float = 0.5
@@ -64,6 +71,7 @@ class AnalysisParameters:
     min_marker_px: int = 30
     min_marker_diameter_nm: float = 0.5
     edge: Literal["drop", "flag"] = "drop"
+    polarity: Literal["auto", "dark", "bright"] = "auto"
 
     def __post_init__(self) -> None:
         if self.separation not in SEPARATION_METHODS:
@@ -76,6 +84,8 @@ class AnalysisParameters:
             )
         if self.edge not in EDGE_MODES:
             raise ValueError(f"edge must be one of {EDGE_MODES}, got {self.edge!r}")
+        if self.polarity not in POLARITIES:
+            raise ValueError(f"polarity must be one of {POLARITIES}, got {self.polarity!r}")
         for name in ("min_particle_diameter_nm", "min_hole_diameter_nm", "min_marker_diameter_nm"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -216,8 +226,21 @@ class AnalysisResult:
         )
 
 
-def postprocess(mask: np.ndarray, pixel_size_nm: float, params: AnalysisParameters):
-    """Despeckle a raw particle mask and separate it into particles.
+def postprocess(
+    mask: np.ndarray,
+    pixel_size_nm: float,
+    params: AnalysisParameters,
+    image: np.ndarray | None = None,
+):
+    """Despeckle a raw particle mask, separate it into particles and check their contrast.
+
+    Parameters
+    ----------
+    mask, pixel_size_nm, params
+        The segmentation, its pixel size in nm and the analysis knobs.
+    image : numpy.ndarray, optional
+        The micrograph; required when ``params.polarity`` is "dark" or "bright" (the contrast
+        check), unused otherwise.
 
     Returns
     -------
@@ -226,7 +249,7 @@ def postprocess(mask: np.ndarray, pixel_size_nm: float, params: AnalysisParamete
         :class:`nanomorph.separate.Separation`.
     """
     from .morphology import despeckle
-    from .separate import separate
+    from .separate import drop_particles, separate
 
     clean = despeckle(
         np.asarray(mask, dtype=bool),
@@ -245,7 +268,41 @@ def postprocess(mask: np.ndarray, pixel_size_nm: float, params: AnalysisParamete
         overlap_test=params.overlap_test,
         edge=params.edge,
     )
+    if params.polarity != "auto":
+        if image is None:
+            raise ValueError(
+                f"polarity {params.polarity!r} checks each particle's contrast and needs the image"
+            )
+        separation = drop_particles(
+            separation,
+            wrong_contrast_particles(image, separation, clean, params.polarity),
+            "wrong_contrast",
+        )
     return clean, separation
+
+
+def wrong_contrast_particles(
+    image: np.ndarray, separation, clean_mask: np.ndarray, polarity: str
+) -> np.ndarray:
+    """Indices (0-based) of the particles whose contrast has the sign opposite to `polarity`.
+
+    The contrast is :func:`nanomorph.measure.contrast_to_surroundings` of each particle's pixels
+    in the label image against a ring clear of the whole mask; a particle without such a ring
+    (enclosed by others) is kept.
+    """
+    from .measure import contrast_to_surroundings
+
+    image = np.asarray(image)
+    if image.shape != np.shape(clean_mask):
+        raise ValueError(
+            f"the image ({image.shape}) and the mask ({np.shape(clean_mask)}) differ in shape"
+        )
+    contrast = contrast_to_surroundings(image, separation.labels, clean_mask)
+    n = len(separation.particles)
+    per_particle = np.full(n, np.nan)
+    per_particle[: min(n, len(contrast) - 1)] = contrast[1 : n + 1]
+    sign = -1.0 if polarity == "dark" else 1.0
+    return np.flatnonzero(sign * per_particle < 0)
 
 
 def require_calibration(micrograph: Micrograph) -> float:
@@ -269,7 +326,7 @@ def analyze_micrograph(
     params = params or AnalysisParameters()
     px = require_calibration(micrograph)
     mask = segmenter(micrograph.image, px)
-    semantic, separation = postprocess(mask, px, params)
+    semantic, separation = postprocess(mask, px, params, image=micrograph.image)
     table = measure_particles(
         separation.particles, px, image=micrograph.name, frame=micrograph.frame
     )

@@ -85,6 +85,7 @@ __all__ = [
     "SeparationError",
     "Separation",
     "convexity",
+    "drop_particles",
     "separate",
     "solidity",
 ]
@@ -100,6 +101,7 @@ EXCLUSION_REASONS = (
     "regrown_nonconvex",  # a UECS particle still failed the overlap test after regrowing
     "small_fragment",  # a regrown UECS particle or watershed piece below the minimum marker
     "touches_edge",  # dropped by edge="drop"
+    "wrong_contrast",  # darker than its surroundings in HAADF, brighter in bright field
 )
 
 _CROSS = ndi.generate_binary_structure(2, 1)
@@ -161,6 +163,32 @@ class Separation:
     excluded_reasons: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(EXCLUSION_REASONS, 0)
     )
+
+
+def _label_image(particles: list[Particle], shape: tuple[int, ...]) -> np.ndarray:
+    labels = np.zeros(shape, dtype=np.uint32)
+    for number, particle in enumerate(particles, start=1):
+        r0, c0 = particle.offset
+        window = labels[r0 : r0 + particle.mask.shape[0], c0 : c0 + particle.mask.shape[1]]
+        window[particle.mask & (window == 0)] = number
+    return labels
+
+
+def drop_particles(separation: Separation, indices, reason: str) -> Separation:
+    """A copy of `separation` without the particles at `indices` (0-based), counted as `reason`.
+
+    The label image is rebuilt, so the remaining particles are numbered 1..n again in order.
+    """
+    if reason not in EXCLUSION_REASONS:
+        raise SeparationError(f"reason must be one of {EXCLUSION_REASONS}, got {reason!r}.")
+    drop = {int(i) for i in np.asarray(indices, dtype=np.int64).ravel()}
+    if not drop:
+        return separation
+    kept = [p for k, p in enumerate(separation.particles) if k not in drop]
+    reasons = dict(separation.excluded_reasons)
+    reasons[reason] = reasons.get(reason, 0) + len(separation.particles) - len(kept)
+    labels = _label_image(kept, separation.labels.shape)
+    return Separation(kept, labels, sum(reasons.values()), reasons)
 
 
 def _as_region(region_mask: np.ndarray) -> np.ndarray:
@@ -535,9 +563,5 @@ def separate(
             continue
         particles.append(Particle(tight, offset, separated, nonconvex, bool(touches)))
 
-    labels = np.zeros(mask.shape, dtype=np.uint32)
-    for number, particle in enumerate(particles, start=1):
-        r0, c0 = particle.offset
-        window = labels[r0 : r0 + particle.mask.shape[0], c0 : c0 + particle.mask.shape[1]]
-        window[particle.mask & (window == 0)] = number
+    labels = _label_image(particles, mask.shape)
     return Separation(particles, labels, sum(reasons.values()), reasons)

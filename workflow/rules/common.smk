@@ -173,16 +173,26 @@ def is_series(wildcards):
     return wildcards.sample in SERIES
 
 
-def segmenter_settings():
+def sample_polarity(sample):
+    """The sheet's polarity for the sample, else the config's (auto: unknown)."""
+    return SAMPLES[sample].get("polarity") or config["polarity"]
+
+
+def get_segmenter_settings(wildcards):
     return {
         "kind": config["segmenter"],
         "model": config.get("model"),
         "device": config["device"],
         "precision": config["precision"],
         "test_time_flips": config["test_time_flips"],
-        "polarity": config["polarity"],
+        "polarity": sample_polarity(wildcards.sample),
         "tile_size": config["tile_size"],
     }
+
+
+def get_analysis_settings(wildcards):
+    """The analysis knobs of the config; the polarity (the contrast check) is per sample."""
+    return {**config["analysis"], "polarity": sample_polarity(wildcards.sample)}
 
 
 def figure_sample():

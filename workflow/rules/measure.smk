@@ -8,8 +8,8 @@ rule measure:
         csv=f"{RESULTS}/{{sample}}/images/{{image}}/particles.csv",
         metadata=f"{RESULTS}/{{sample}}/images/{{image}}/metadata.json",
     params:
-        analysis=config["analysis"],
-        segmenter=segmenter_settings(),
+        analysis=get_analysis_settings,
+        segmenter=get_segmenter_settings,
     log:
         f"{RESULTS}/logs/measure/{{sample}}/{{image}}.log",
     conda:

@@ -1,14 +1,15 @@
 rule postprocess:
-    """Despeckle the semantic mask, then separate touching/overlapping particles into instances."""
+    """Despeckle the semantic mask, separate touching/overlapping particles, check their contrast."""
     input:
         chunk=get_chunk_dir,
+        image=f"{RESULTS}/{{sample}}/images/{{image}}/image.tif",
         micrograph=f"{RESULTS}/{{sample}}/images/{{image}}/micrograph.json",
     output:
         segmentation=f"{RESULTS}/{{sample}}/images/{{image}}/segmentation.png",
         labels=f"{RESULTS}/{{sample}}/images/{{image}}/labels.tif",
         separation=temp(f"{RESULTS}/{{sample}}/images/{{image}}/separation.npz"),
     params:
-        analysis=config["analysis"],
+        analysis=get_analysis_settings,
     log:
         f"{RESULTS}/logs/postprocess/{{sample}}/{{image}}.log",
     benchmark:

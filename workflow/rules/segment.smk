@@ -7,7 +7,7 @@ rule segment:
         temp(directory(f"{RESULTS}/{{sample}}/segment/chunk_{{chunk}}")),
     params:
         names=get_chunk_names,
-        segmenter=segmenter_settings(),
+        segmenter=get_segmenter_settings,
     log:
         f"{RESULTS}/logs/segment/{{sample}}/chunk_{{chunk}}.log",
     benchmark:

@@ -1,10 +1,12 @@
-"""Despeckle the semantic mask and separate it into particles (the reference method's UECS)."""
+"""Despeckle the semantic mask, separate it into particles (UECS) and check their contrast."""
 
 import json
 import logging
 import pickle
 import sys
 from pathlib import Path
+
+import tifffile
 
 from nanomorph.outputs import (
     atomic_path,
@@ -25,7 +27,9 @@ pixel_size_nm = json.loads(Path(smk.input.micrograph).read_text())["pixel_size_n
 params = AnalysisParameters.from_mapping(smk.params.analysis)
 
 mask = read_mask_png(chunk / image / "mask.png")
-semantic, separation = postprocess(mask, pixel_size_nm, params)
+# The image is read only for the contrast check, which a declared polarity switches on.
+image_pixels = tifffile.imread(smk.input.image) if params.polarity != "auto" else None
+semantic, separation = postprocess(mask, pixel_size_nm, params, image=image_pixels)
 write_mask_png(smk.output.segmentation, semantic)
 write_labels_tif(smk.output.labels, separation.labels)
 logging.info(

@@ -244,42 +244,19 @@ def particle_snr(
 ) -> np.ndarray:
     """How clearly each particle stands out of its surroundings in a recorded image.
 
-    The particle's mean minus the mean of a ring around it (``ring_px`` wide, one pixel away
-    from any particle), over the ring's standard deviation (noise and background structure
-    together), times the square root of the particle's area capped at 25 px: a person does not
-    integrate a faint disc over hundreds of pixels. Positive when the particle has the contrast
-    of its modality (dark in bright field, bright in HAADF).
+    :func:`nanomorph.measure.contrast_to_surroundings` (the Rose criterion against a ring
+    ``ring_px`` wide), signed so that it is positive when the particle has the contrast of its
+    modality (dark in bright field, bright in HAADF).
 
     Returns
     -------
     ndarray
         float, indexed by instance id (index 0 and particles without a ring: NaN).
     """
-    from skimage.segmentation import expand_labels
+    from nanomorph.measure import contrast_to_surroundings
 
-    ids = np.asarray(instances, dtype=np.int64)
-    n = int(ids.max()) + 1
-    ring = expand_labels(ids, ring_px)
-    ring[ndimage.binary_dilation(mask, iterations=1)] = 0
-    values = np.asarray(image, dtype=np.float64).ravel()
-
-    def stats(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        flat = labels.ravel()
-        count = np.bincount(flat, minlength=n).astype(float)
-        total = np.bincount(flat, weights=values, minlength=n)
-        squares = np.bincount(flat, weights=values**2, minlength=n)
-        mean = total / np.maximum(count, 1)
-        var = np.maximum(squares / np.maximum(count, 1) - mean**2, 0.0)
-        return count, mean, var
-
-    n_in, mean_in, _ = stats(ids)
-    n_ring, mean_ring, var_ring = stats(ring)
     sign = 1.0 if modality == "haadf" else -1.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        snr = sign * (mean_in - mean_ring) / np.sqrt(var_ring) * np.sqrt(np.minimum(n_in, 25))
-    snr[(n_in < 1) | (n_ring < 5) | ~np.isfinite(snr)] = np.nan
-    snr[0] = np.nan
-    return snr
+    return sign * contrast_to_surroundings(image, instances, mask, ring_px)
 
 
 def _visible_parts(
