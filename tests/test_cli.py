@@ -228,6 +228,24 @@ def test_evaluate_with_the_exact_mask_scores_the_analysis_alone(tmp_path, capsys
     assert "isolated" in capsys.readouterr().out
 
 
+def test_evaluate_with_declared_polarity_keeps_the_true_particles(tmp_path):
+    """On the exact mask every particle has its modality's contrast, in both modalities."""
+    recalls = {}
+    for declare in (False, True):
+        out = tmp_path / f"eval_{declare}"
+        argv = ["evaluate", "--segmenter", "truth", "--scenarios", "isolated", "haadf"]
+        argv += ["--n", "2", "--shape", "128", "128", "--out", str(out), "-q"]
+        assert main([*argv, "--declare-polarity"] if declare else argv) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        recalls[declare] = {
+            name: scenario["instance"]["recall"] for name, scenario in metrics["scenarios"].items()
+        }
+    assert recalls[True] == recalls[False]
+    assert min(recalls[True].values()) > 0.5
+    argv = ["evaluate", "--instances", "truth", "--declare-polarity", "--out", str(tmp_path / "x")]
+    assert main([*argv, "--n", "1", "-q"]) == 2
+
+
 def test_analyze_with_test_time_flips_records_them(tmp_path):
     """The shipped network, read four ways: the option reaches the model and the metadata."""
     image, isolated, _ = _draw_known_disks(shape=(160, 160))

@@ -342,12 +342,38 @@ def _evaluation_segmenter(args: argparse.Namespace):
         raise CliError(str(exc)) from None
 
 
+class _TrackedItems:
+    """The test set, remembering the item being scored (its image and modality)."""
+
+    def __init__(self, items, n_items: int):
+        self.items = items
+        self.n_items = n_items
+        self.current = None
+
+    def __len__(self) -> int:
+        return self.n_items
+
+    def __iter__(self):
+        for item in self.items:
+            self.current = item
+            yield item
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import AnalysisParameters, postprocess
-    from .segment.evaluate import DEFAULT_SCENARIOS, evaluate
+    from .segment.evaluate import DEFAULT_SCENARIOS, evaluate, simulated_test_set
 
     segmenter = _evaluation_segmenter(args)
     params = AnalysisParameters()
+    scenarios = args.scenarios or DEFAULT_SCENARIOS
+    dataset = None
+    if args.declare_polarity:
+        if args.instances != "pipeline":
+            raise CliError("--declare-polarity needs --instances pipeline (the analysis)")
+        dataset = _TrackedItems(
+            simulated_test_set(scenarios, args.seed, args.n, tuple(args.shape)),
+            len(scenarios) * args.n,
+        )
     instances_fn = None
     if args.instances == "truth":
         from .segment.evaluate import TRUTH
@@ -358,16 +384,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         def instances_fn(mask, pixel_size_nm):
             # Particles as the analysis sees them: despeckled and separated (edges kept, since
             # the simulator's table includes edge particles).
-            _, separation = postprocess(
-                mask, pixel_size_nm, dataclasses.replace(params, edge="flag")
-            )
+            settings = dataclasses.replace(params, edge="flag")
+            image = None
+            if dataset is not None:
+                item = dataset.current
+                image = item.image
+                polarity = "bright" if item.modality == "haadf" else "dark"
+                settings = dataclasses.replace(settings, polarity=polarity)
+            _, separation = postprocess(mask, pixel_size_nm, settings, image=image)
             return separation.labels
 
     result = evaluate(
         segmenter,
-        scenarios=args.scenarios or DEFAULT_SCENARIOS,
+        scenarios=scenarios,
         seed=args.seed,
         n_per_scenario=args.n,
+        dataset=dataset,
         out_dir=args.out,
         shape=tuple(args.shape),
         instances_fn=instances_fn,
@@ -480,6 +512,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="pipeline",
         help="particles = connected components, the despeckle+separation pipeline (default), "
         "or the simulator's own visible parts (the ceiling of any split)",
+    )
+    p.add_argument(
+        "--declare-polarity",
+        action="store_true",
+        help="tell the analysis each simulated image's polarity (from its modality), as a user "
+        "who declares bright field or HAADF would: particles of the wrong contrast are dropped",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
