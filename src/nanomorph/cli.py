@@ -342,39 +342,16 @@ def _evaluation_segmenter(args: argparse.Namespace):
         raise CliError(str(exc)) from None
 
 
-class _TrackedItems:
-    """The test set, remembering the item being scored (its image and modality)."""
-
-    def __init__(self, items, n_items: int):
-        self.items = items
-        self.n_items = n_items
-        self.current = None
-
-    def __len__(self) -> int:
-        return self.n_items
-
-    def __iter__(self):
-        for item in self.items:
-            self.current = item
-            yield item
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import AnalysisParameters, postprocess
-    from .segment.evaluate import DEFAULT_SCENARIOS, evaluate, simulated_test_set
+    from .segment.evaluate import DEFAULT_SCENARIOS, evaluate
 
     segmenter = _evaluation_segmenter(args)
     params = AnalysisParameters()
-    scenarios = args.scenarios or DEFAULT_SCENARIOS
-    dataset = None
-    if args.declare_polarity:
-        if args.instances != "pipeline":
-            raise CliError("--declare-polarity needs --instances pipeline (the analysis)")
-        dataset = _TrackedItems(
-            simulated_test_set(scenarios, args.seed, args.n, tuple(args.shape)),
-            len(scenarios) * args.n,
-        )
+    if args.declare_polarity and args.instances != "pipeline":
+        raise CliError("--declare-polarity needs --instances pipeline (the analysis)")
     instances_fn = None
+    item_instances_fn = None
     if args.instances == "truth":
         from .segment.evaluate import TRUTH
 
@@ -384,25 +361,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         def instances_fn(mask, pixel_size_nm):
             # Particles as the analysis sees them: despeckled and separated (edges kept, since
             # the simulator's table includes edge particles).
-            settings = dataclasses.replace(params, edge="flag")
-            image = None
-            if dataset is not None:
-                item = dataset.current
-                image = item.image
-                polarity = "bright" if item.modality == "haadf" else "dark"
-                settings = dataclasses.replace(settings, polarity=polarity)
-            _, separation = postprocess(mask, pixel_size_nm, settings, image=image)
+            _, separation = postprocess(
+                mask, pixel_size_nm, dataclasses.replace(params, edge="flag")
+            )
             return separation.labels
+
+        if args.declare_polarity:
+
+            def item_instances_fn(mask, item):
+                # The same analysis, told the image's polarity as a user would declare it.
+                polarity = "bright" if item.modality == "haadf" else "dark"
+                settings = dataclasses.replace(params, edge="flag", polarity=polarity)
+                _, separation = postprocess(mask, item.pixel_size_nm, settings, image=item.image)
+                return separation.labels
 
     result = evaluate(
         segmenter,
-        scenarios=scenarios,
+        scenarios=args.scenarios or DEFAULT_SCENARIOS,
         seed=args.seed,
         n_per_scenario=args.n,
-        dataset=dataset,
         out_dir=args.out,
         shape=tuple(args.shape),
         instances_fn=instances_fn,
+        item_instances_fn=item_instances_fn,
         name=args.segmenter if args.segmenter != "model" else str(args.model or "model"),
         progress=not args.quiet,
     )

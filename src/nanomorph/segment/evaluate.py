@@ -202,6 +202,7 @@ def evaluate(
     iou_threshold: float = 0.5,
     name: str = "",
     progress: bool = True,
+    item_instances_fn: Callable[[np.ndarray, Any], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Score a segmenter per scenario: pixel classes, particles found and their diameters.
 
@@ -229,6 +230,9 @@ def evaluate(
         ``(mask, pixel_size_nm) -> labels`` turning the predicted mask into particles (e.g. the
         pipeline's separation); default: connected components. :data:`TRUTH` takes the
         simulator's instance map instead (visible parts, perfectly split), whatever the mask.
+    item_instances_fn : callable, optional
+        ``(mask, item) -> labels``, used instead of `instances_fn` by an analysis that needs
+        more of the test image than its pixel size (its ``image`` or ``modality``).
     iou_threshold : float
         Minimum IoU of a matched particle pair.
     name : str
@@ -278,7 +282,9 @@ def evaluate(
                 f"segmenter returned shape {prediction.shape} for an image of shape "
                 f"{np.shape(item.mask)}"
             )
-        if isinstance(instances_fn, str):
+        if item_instances_fn is not None:
+            predicted_labels = item_instances_fn(prediction, item)
+        elif isinstance(instances_fn, str):
             predicted_labels = np.asarray(item.instances)
         else:
             predicted_labels = instances_fn(prediction, item.pixel_size_nm)
