@@ -63,24 +63,61 @@ def comparison_table(model: dict, threshold: dict) -> str:
     return "\n".join(rows)
 
 
-def real_counts_table(model: dict, threshold: dict) -> str:
+def _size_ratio(row: dict) -> float:
+    found, hand = row.get("predicted_median_feret_px"), row.get("hand_median_size_px")
+    return found / hand if found and hand else float("nan")
+
+
+def real_counts_table(model: dict, threshold: dict, every_region: dict | None = None) -> str:
+    """Counts per image; with `every_region` (the network with min_peak_probability 0) also its
+    counts, and for both network runs the median found size over the median hand-box size."""
     by_name = {r["image"]: r for r in threshold["images"]}
-    rows = [
-        "| image | modality | hand count | network | ratio | threshold | ratio |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    other = {r["image"]: r for r in every_region["images"]} if every_region else None
+    if other is None:
+        rows = [
+            "| image | modality | hand count | network | ratio | threshold | ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
+    else:
+        rows = [
+            "| image | modality | hand count | network | ratio | size ratio | every region | "
+            "ratio | size ratio | threshold | ratio |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for r in model["images"]:
         t = by_name.get(r["image"], {})
-        rows.append(
-            f"| {r['image']} | {r['modality']} | {r['hand_count']} | {r['predicted_count']} | "
-            f"{r['ratio']:.2f} | {t.get('predicted_count', '')} | "
-            f"{t.get('ratio', float('nan')):.2f} |"
-        )
-    rows.append(
-        f"| **within ±25 %** | | | {model['n_within_25_percent']} of {model['n_images']} | "
-        f"median {model['median_ratio']:.2f} | {threshold['n_within_25_percent']} of "
-        f"{threshold['n_images']} | median {threshold['median_ratio']:.2f} |"
-    )
+        cells = [r["image"], r["modality"], r["hand_count"], r["predicted_count"]]
+        cells.append(f"{r['ratio']:.2f}")
+        if other is not None:
+            o = other[r["image"]]
+            cells += [f"{_size_ratio(r):.2f}", o["predicted_count"], f"{o['ratio']:.2f}"]
+            cells.append(f"{_size_ratio(o):.2f}")
+        cells += [t.get("predicted_count", ""), f"{t.get('ratio', float('nan')):.2f}"]
+        rows.append("| " + " | ".join(str(c) for c in cells) + " |")
+    summary = [
+        "**within ±25 %**",
+        "",
+        "",
+        f"{model['n_within_25_percent']} of {model['n_images']}",
+        f"median {model['median_ratio']:.2f}",
+    ]
+    if other is not None:
+        for run in (model, every_region):
+            sizes = [_size_ratio(r) for r in run["images"]]
+            within = sum(abs(x - 1) <= 0.25 for x in sizes)
+            if run is model:
+                summary.append(f"{within} of {len(sizes)}")
+            else:
+                summary += [
+                    f"{run['n_within_25_percent']} of {run['n_images']}",
+                    f"median {run['median_ratio']:.2f}",
+                    f"{within} of {len(sizes)}",
+                ]
+    summary += [
+        f"{threshold['n_within_25_percent']} of {threshold['n_images']}",
+        f"median {threshold['median_ratio']:.2f}",
+    ]
+    rows.append("| " + " | ".join(summary) + " |")
     return "\n".join(rows)
 
 
@@ -186,6 +223,11 @@ def main(argv=None) -> int:
     p.add_argument("--real-model", type=Path)
     p.add_argument("--real-threshold", type=Path)
     p.add_argument("--real-flips", type=Path, help="real counts with test-time flips")
+    p.add_argument(
+        "--real-every-region",
+        type=Path,
+        help="real counts of the network with min_peak_probability 0 (columns beside the model's)",
+    )
     args = p.parse_args(argv)
     if args.model_dir:
         print("### Held-out simulated test split of the training run\n")
@@ -202,7 +244,11 @@ def main(argv=None) -> int:
         print(size_bin_table(args.eval_model, args.eval_threshold) + "\n")
     if args.real_model and args.real_threshold:
         print("### Real supported-catalyst micrographs: counts vs hand-drawn boxes\n")
-        print(real_counts_table(_load(args.real_model), _load(args.real_threshold)) + "\n")
+        every_region = _load(args.real_every_region) if args.real_every_region else None
+        print(
+            real_counts_table(_load(args.real_model), _load(args.real_threshold), every_region)
+            + "\n"
+        )
     if args.real_model and "box_recall" in _load(args.real_model):
         print("### Real supported-catalyst micrographs: where the counts go wrong\n")
         flips = _load(args.real_flips) if args.real_flips else None

@@ -110,6 +110,28 @@ def boxes_on_mask(mask: np.ndarray, boxes_xyxy: np.ndarray) -> float:
     return hits / len(boxes_xyxy)
 
 
+def size_agreement(rows: list[dict]) -> dict:
+    """How well each image's median found size matches its median hand-box size.
+
+    Sizes are the geometric means of the two sides of a box and of the minimum and maximum Feret
+    diameters of a found particle, in pixels, so the comparison needs no calibration.
+    """
+    ratios = np.array(
+        [
+            r["predicted_median_feret_px"] / r["hand_median_size_px"]
+            for r in rows
+            if r.get("predicted_median_feret_px") and r.get("hand_median_size_px")
+        ]
+    )
+    if not len(ratios):
+        return {"n_size_within_25_percent": 0, "median_size_ratio": float("nan")}
+    return {
+        "n_size_within_25_percent": int(np.sum(np.abs(ratios - 1) <= 0.25)),
+        "median_size_ratio": float(np.median(ratios)),
+        "median_abs_log_size_ratio": float(np.median(np.abs(np.log(ratios)))),
+    }
+
+
 def count_image(name: str, segmenter, params, pixel_size_nm: float, overlays=None) -> dict:
     from nanomorph.io import Micrograph
     from nanomorph.pipeline import analyze_micrograph
@@ -242,6 +264,7 @@ def main(argv=None) -> int:
         )
     ratios = np.array([r["ratio"] for r in rows])
     within = int(np.sum(np.abs(ratios - 1) <= 0.25))
+    sizes = size_agreement(rows)
     summary = {
         "segmenter": args.segmenter,
         "model": args.model,
@@ -263,6 +286,7 @@ def main(argv=None) -> int:
             sum(r["boxes_on_mask"] * r["hand_count"] for r in rows)
             / sum(r["hand_count"] for r in rows)
         ),
+        **sizes,
         "images": rows,
         "particlespy": particlespy_rows(
             args.segmenter,
@@ -281,7 +305,9 @@ def main(argv=None) -> int:
         f"\n{within} of {len(rows)} images within ±25 % of the hand count; "
         f"median ratio {summary['median_ratio']:.2f}; all boxes: recall "
         f"{summary['box_recall']:.2f}, precision {summary['box_precision']:.2f}, "
-        f"on the mask {summary['boxes_on_mask']:.2f}"
+        f"on the mask {summary['boxes_on_mask']:.2f}; median particle size within ±25 % of "
+        f"the hand boxes' on {sizes['n_size_within_25_percent']} images (median ratio "
+        f"{sizes['median_size_ratio']:.2f})"
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

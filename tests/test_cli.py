@@ -257,3 +257,36 @@ def test_analyze_with_test_time_flips_records_them(tmp_path):
     meta = json.loads((out / "small" / "metadata.json").read_text())
     assert meta["segmentation"]["test_time_flips"] is True
     assert meta["n_particles"] >= 1
+
+
+def test_min_peak_probability_defaults_to_the_models_and_can_be_switched_off(tmp_path):
+    image, isolated, _ = _draw_known_disks(shape=(160, 160))
+    src = tmp_path / "small.tif"
+    _write_tiff(src, image, PIXEL_SIZE_NM)
+    levels = {}
+    for option in ([], ["--min-peak-probability", "0"]):
+        out = tmp_path / f"out{len(option)}"
+        args = ["analyze", str(src), "--out", str(out), "--precision", "fp32", "-q", *option]
+        assert main(args) == 0
+        meta = json.loads((out / "small" / "metadata.json").read_text())
+        levels[bool(option)] = meta["segmentation"]["min_peak_probability"]
+    from nanomorph.segment.model import find_model_folder
+
+    shipped = json.loads((find_model_folder(None) / "config.json").read_text())
+    assert levels == {False: shipped["min_peak_probability"], True: None}
+    with pytest.raises(SystemExit):
+        main(["analyze", str(src), "--out", str(tmp_path / "bad"), "--min-peak-probability", "2"])
+
+
+def test_evaluate_records_how_the_network_segmented(tmp_path):
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--scenarios", "isolated", "--n", "1", "--shape", "96", "96"]
+    assert (
+        main(
+            [*argv, "--precision", "fp32", "--min-peak-probability", "0.8", "--out", str(out), "-q"]
+        )
+        == 0
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["segmentation"]["min_peak_probability"] == 0.8
+    assert metrics["segmentation"]["precision"] == "fp32"

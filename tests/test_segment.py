@@ -20,6 +20,7 @@ from nanomorph.segment.inference import (
     InferenceError,
     NetworkSegmenter,
     hann_window_2d,
+    keep_confident_regions,
     predict_tiled,
     resolve_precision,
     tile_origins,
@@ -211,6 +212,46 @@ class ShiftModel(torch.nn.Module):
 
     def forward(self, x):
         return 3.0 * torch.nn.functional.pad(x, (1, 0))[..., :, :-1]
+
+
+def confidence_map():
+    """A sure region (centre 0.95, rim 0.65), a lukewarm one (0.7) and background (0.1)."""
+    prob = np.full((40, 60), 0.1, np.float32)
+    prob[5:20, 5:20] = 0.65
+    prob[10:15, 10:15] = 0.95
+    prob[20, 20] = 0.62  # touches the sure region only diagonally: still part of it
+    prob[25:35, 35:50] = 0.7
+    return prob
+
+
+def test_keep_confident_regions_drops_lukewarm_regions_and_keeps_outlines():
+    prob = confidence_map()
+    kept = keep_confident_regions(prob, 0.6, 0.9)
+    expected = prob >= 0.6
+    expected[25:35, 35:50] = False
+    np.testing.assert_array_equal(kept, expected)
+    # No level, or one not above the threshold, is the plain threshold.
+    np.testing.assert_array_equal(keep_confident_regions(prob, 0.6, None), prob >= 0.6)
+    np.testing.assert_array_equal(keep_confident_regions(prob, 0.6, 0.6), prob >= 0.6)
+    assert not keep_confident_regions(np.zeros((5, 5)), 0.6, 0.9).any()
+
+
+def test_segmenter_applies_the_models_min_peak_probability_unless_overridden(small_model):
+    prob = confidence_map()
+    config = {**default_config("peaks"), "threshold": 0.6, "min_peak_probability": 0.9}
+    segmenter = NetworkSegmenter(small_model, config, device="cpu", precision="fp32")
+    segmenter.predict_proba = lambda image, pixel_size_nm, polarity="auto": prob
+    assert segmenter.describe()["min_peak_probability"] == 0.9
+    assert not segmenter(prob, 1.0)[25:35, 35:50].any()
+    assert segmenter(prob, 1.0).sum() == (prob >= 0.6).sum() - 150
+    keep_all = NetworkSegmenter(
+        small_model, config, device="cpu", precision="fp32", min_peak_probability=0.0
+    )
+    keep_all.predict_proba = segmenter.predict_proba
+    assert keep_all.describe()["min_peak_probability"] is None
+    np.testing.assert_array_equal(keep_all(prob, 1.0), prob >= 0.6)
+    with pytest.raises(InferenceError, match="min_peak_probability"):
+        NetworkSegmenter(small_model, config, device="cpu", min_peak_probability=1.5)
 
 
 def test_test_time_flips_average_the_four_flipped_readings(small_model):

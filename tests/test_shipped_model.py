@@ -38,6 +38,14 @@ def test_model_folder_is_complete_and_small():
     assert config["encoder"] == "resnet18"
     metrics = json.loads((MODEL_DIR / "metrics.json").read_text())
     assert 0 <= metrics["test"]["particle_iou"] <= 1
+    # Both probability levels were chosen on the validation split, and say how.
+    assert config["threshold_tuning"]["split"] == "validation"
+    peak = config["min_peak_probability_tuning"]
+    assert peak["split"] == "validation"
+    assert peak["chosen"] == config["min_peak_probability"]
+    assert config["min_peak_probability"] is None or (
+        config["threshold"] < config["min_peak_probability"] <= 1
+    )
 
 
 @pytest.mark.parametrize(("scenario", "min_iou"), [("isolated", 0.7), ("haadf", 0.5)])

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage as ndi
 from skimage.draw import disk
 
 from nanomorph.segment.model import load_segmenter
@@ -24,6 +25,7 @@ from nanomorph.segment.train import (
     choose_threshold,
     lr_factor,
     make_batch,
+    min_peak_probability_scores,
     split_of_seed,
     train,
 )
@@ -98,6 +100,15 @@ def test_training_lowers_the_loss_and_writes_a_usable_model(tmp_path):
     assert segmenter.threshold == choose_threshold(ious, ratios)
     assert ious[segmenter.threshold] >= max(ious.values()) - THRESHOLD_IOU_TOLERANCE
     assert metrics["test"]["threshold"] == segmenter.threshold
+    # So was the level a region must reach somewhere, with the same validation pass.
+    peak = segmenter.config["min_peak_probability_tuning"]
+    assert peak["split"] == "validation"
+    assert (
+        peak["chosen"]
+        == segmenter.config["min_peak_probability"]
+        == metrics["test"]["min_peak_probability"]
+    )
+    assert f"{segmenter.threshold:g}" in peak["by_level"]
     image = disks_sample(99).image
     assert segmenter(image, 0.5).shape == image.shape
 
@@ -220,3 +231,23 @@ def test_choose_threshold_prefers_unbiased_area_among_equally_good_ious():
     assert choose_threshold(ious, {**ratios, 0.5: 1.2}) == 0.35
     # with no tolerance, the best IoU wins whatever its area
     assert choose_threshold(ious, ratios, iou_tolerance=0.0) == 0.35
+
+
+def test_min_peak_probability_is_the_lowest_level_that_drops_the_lukewarm_false_regions():
+    pairs = []
+    for seed in range(3):
+        sample = disks_sample(seed)
+        prob = np.where(sample.mask, 0.97, 0.05).astype(np.float32)
+        false_region = np.zeros_like(sample.mask)
+        false_region[2:6, 2:6] = True
+        false_region &= ~ndi.binary_dilation(sample.mask, iterations=2)  # clear of the disks
+        assert false_region.sum() >= 4
+        prob[false_region] = 0.75
+        pairs.append((sample.mask, prob))
+    level, scores = min_peak_probability_scores(pairs, threshold=0.6)
+    assert level == 0.8  # the first level above the false regions' 0.75
+    assert scores[0.6]["precision"] < 1.0 and scores[0.8]["precision"] == 1.0
+    assert scores[0.8]["recall"] == scores[0.6]["recall"] == 1.0
+    # With no false regions nothing needs dropping: the threshold itself (None) wins.
+    clean = [(mask, np.where(mask, 0.97, 0.05)) for mask, _ in pairs]
+    assert min_peak_probability_scores(clean, threshold=0.6)[0] is None

@@ -161,6 +161,14 @@ def test_test_time_flips_must_be_true_or_false():
     assert "test_time_flips" in result.stdout + result.stderr
 
 
+def test_min_peak_probability_must_be_a_probability():
+    result = run_snakemake(
+        "-n", "--config", "segmenter=threshold", "min_peak_probability=2", check=False
+    )
+    assert result.returncode != 0
+    assert "min_peak_probability" in result.stdout + result.stderr
+
+
 # ------------------------------------------------------------------------------ end to end
 def test_every_output_exists(finished_run):
     per_image = (

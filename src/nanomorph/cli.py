@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 import warnings
@@ -29,6 +30,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
     return value
 
 
@@ -72,6 +83,13 @@ def _add_segmenter_options(p: argparse.ArgumentParser, evaluation: bool = False)
         action="store_true",
         help="average the network over the image and its three flips (four passes: 4-5x the "
         "inference time, slightly better outlines)",
+    )
+    p.add_argument(
+        "--min-peak-probability",
+        type=_probability,
+        metavar="P",
+        help="drop network regions whose highest particle probability stays below P (default: "
+        "the model's value, chosen on its validation split; 0 keeps every region)",
     )
 
 
@@ -190,6 +208,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             polarity=args.polarity,
             precision=args.precision,
             test_time_flips=args.test_time_flips,
+            min_peak_probability=args.min_peak_probability,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
@@ -337,6 +356,7 @@ def _evaluation_segmenter(args: argparse.Namespace):
             device=args.device,
             precision=args.precision,
             test_time_flips=args.test_time_flips,
+            min_peak_probability=args.min_peak_probability,
         )
     except ModelNotFoundError as exc:
         raise CliError(str(exc)) from None
@@ -397,8 +417,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{scores['instance']['recall']:7.3f} {scores['instance']['precision']:9.3f} "
             f"{100 * scores['diameter']['mean_image_mean_diameter_error']:+11.1f}%"
         )
+    describe = getattr(segmenter, "describe", None)
+    if args.out and callable(describe):
+        _record_segmentation(Path(args.out) / "metrics.json", describe())
     print(f"metrics written to {args.out}", file=sys.stderr)
     return 0
+
+
+def _record_segmentation(metrics_path: Path, described: dict) -> None:
+    """Add how the network segmented (model, precision, levels) to an evaluation's metrics."""
+    from .outputs import write_json
+
+    folder = described.get("model_folder")
+    if folder:
+        try:
+            described = {
+                **described,
+                "model_folder": str(Path(folder).resolve().relative_to(Path.cwd())),
+            }
+        except ValueError:
+            pass
+    metrics = json.loads(metrics_path.read_text())
+    metrics["segmentation"] = described
+    write_json(metrics_path, metrics)
 
 
 def build_parser() -> argparse.ArgumentParser:

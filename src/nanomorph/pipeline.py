@@ -144,11 +144,16 @@ class NetworkSegmenterAdapter:
         polarity: str,
         precision: str = "auto",
         test_time_flips: bool = False,
+        min_peak_probability: float | None = None,
     ) -> None:
         from .segment.model import load_segmenter
 
         self.network = load_segmenter(
-            model, device=device, precision=precision, test_time_flips=test_time_flips
+            model,
+            device=device,
+            precision=precision,
+            test_time_flips=test_time_flips,
+            min_peak_probability=min_peak_probability,
         )
         self.polarity = polarity
 
@@ -170,6 +175,7 @@ def make_segmenter(
     polarity: str = "auto",
     precision: str = "auto",
     test_time_flips: bool = False,
+    min_peak_probability: float | None = None,
 ) -> Segmenter:
     """Create the segmenter the user asked for.
 
@@ -190,6 +196,9 @@ def make_segmenter(
     test_time_flips
         Average the network's probabilities over the image and its three flips: four times the
         inference time, particle IoU +0.004 to +0.009 per simulated scenario (model card).
+    min_peak_probability
+        Override the model's ``min_peak_probability``: network regions whose highest probability
+        stays below it are dropped; ``None`` keeps the model's value, 0 keeps every region.
     """
     if kind == "threshold":
         return ThresholdSegmenter(polarity=polarity)
@@ -200,6 +209,7 @@ def make_segmenter(
             polarity=polarity,
             precision=precision,
             test_time_flips=test_time_flips,
+            min_peak_probability=min_peak_probability,
         )
     raise ValueError(f"segmenter must be 'model' or 'threshold', got {kind!r}")
 

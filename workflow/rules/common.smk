@@ -185,6 +185,7 @@ def get_segmenter_settings(wildcards):
         "device": config["device"],
         "precision": config["precision"],
         "test_time_flips": config["test_time_flips"],
+        "min_peak_probability": config["min_peak_probability"],
         "polarity": sample_polarity(wildcards.sample),
         "tile_size": config["tile_size"],
     }

@@ -259,6 +259,7 @@ def load_segmenter(
     device: str = "auto",
     precision: str = "auto",
     test_time_flips: bool = False,
+    min_peak_probability: float | None = None,
 ) -> NetworkSegmenter:
     """Load a model folder as a ready-to-use segmenter.
 
@@ -272,6 +273,9 @@ def load_segmenter(
         Inference autocast precision; "auto" is bf16 only where the hardware computes it natively.
     test_time_flips : bool
         Average over the image and its three flips (four times the inference time).
+    min_peak_probability : float, optional
+        Override the model's ``min_peak_probability`` (particle regions whose highest
+        probability stays below it are dropped); a value not above the threshold keeps all.
 
     Returns
     -------
@@ -286,5 +290,10 @@ def load_segmenter(
     model, config = load_model(folder)
     config.setdefault("folder", str(folder))
     return NetworkSegmenter(
-        model, config, device=device, precision=precision, test_time_flips=test_time_flips
+        model,
+        config,
+        device=device,
+        precision=precision,
+        test_time_flips=test_time_flips,
+        min_peak_probability=min_peak_probability,
     )

@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from nanomorph.segment.inference import (
     autocast_context,
+    keep_confident_regions,
     predict_tiled,
     resolve_device,
     resolve_precision,
@@ -469,6 +470,7 @@ def score_images(
     precision: str,
     tile_size: int = 512,
     threshold: float = 0.5,
+    min_peak_probability: float | None = None,
 ) -> dict[str, Any]:
     """Pixel metrics of a model on pool images, overall and per scenario.
 
@@ -488,6 +490,8 @@ def score_images(
         Inference tile size.
     threshold : float
         Probability at or above which a pixel is a particle.
+    min_peak_probability : float, optional
+        Drop regions whose highest probability stays below it (:func:`keep_confident_regions`).
 
     Returns
     -------
@@ -497,12 +501,15 @@ def score_images(
     total = np.zeros((2, 2), dtype=np.int64)
     by_scenario: dict[str, np.ndarray] = {}
     for item, prob in _pool_probabilities(model, images, preprocess, device, precision, tile_size):
-        cm = confusion_matrix(item.mask, prob >= threshold)
+        cm = confusion_matrix(
+            item.mask, keep_confident_regions(prob, threshold, min_peak_probability)
+        )
         total += cm
         by_scenario[item.scenario] = by_scenario.get(item.scenario, 0) + cm
     result = pixel_metrics(total)
     result["n_images"] = len(images)
     result["threshold"] = threshold
+    result["min_peak_probability"] = min_peak_probability
     result["by_scenario"] = {k: pixel_metrics(v) for k, v in sorted(by_scenario.items())}
     return result
 
@@ -541,16 +548,29 @@ def tune_threshold(
     -------
     (threshold, {threshold: particle IoU}, {threshold: median predicted/true area of matches})
     """
+    pairs = (
+        (item.mask, prob)
+        for item, prob in _pool_probabilities(model, images, preprocess, device, precision)
+    )
+    return threshold_scores(pairs, candidates, iou_tolerance)
+
+
+def threshold_scores(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+    candidates: Sequence[float] = THRESHOLD_CANDIDATES,
+    iou_tolerance: float = THRESHOLD_IOU_TOLERANCE,
+) -> tuple[float, dict[str, float], dict[str, float]]:
+    """:func:`tune_threshold` on ``(true mask, probability)`` pairs already computed."""
     from skimage.measure import label
 
     totals = {t: np.zeros((2, 2), dtype=np.int64) for t in candidates}
     ratios: dict[float, list[float]] = {t: [] for t in candidates}
-    for item, prob in _pool_probabilities(model, images, preprocess, device, precision):
-        true_labels = label(item.mask, connectivity=2)
+    for mask, prob in pairs:
+        true_labels = label(mask, connectivity=2)
         true_areas = np.bincount(true_labels.ravel())
         for t in candidates:
             predicted = prob >= t
-            totals[t] += confusion_matrix(item.mask, predicted)
+            totals[t] += confusion_matrix(mask, predicted)
             predicted_labels = label(predicted, connectivity=2)
             predicted_areas = np.bincount(predicted_labels.ravel())
             for true_id, predicted_id, _ in match_instances(true_labels, predicted_labels).pairs:
@@ -558,6 +578,92 @@ def tune_threshold(
     ious = {float(t): float(pixel_metrics(cm)["particle_iou"]) for t, cm in totals.items()}
     area_ratios = {float(t): float(np.median(r)) if r else float("nan") for t, r in ratios.items()}
     return choose_threshold(ious, area_ratios, iou_tolerance), ious, area_ratios
+
+
+#: Levels tried for the probability a region must reach somewhere (:func:`keep_confident_regions`).
+PEAK_CANDIDATES = (0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+
+
+#: Levels whose validation F1 is this close to the best count as equally good.
+PEAK_F1_TOLERANCE = 0.005
+
+
+def min_peak_probability_scores(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+    threshold: float,
+    candidates: Sequence[float] = PEAK_CANDIDATES,
+    f1_tolerance: float = PEAK_F1_TOLERANCE,
+) -> tuple[float | None, dict[float, dict[str, float]]]:
+    """The highest probability a network region must reach to count as a particle.
+
+    The network's false regions (carbon grain, support texture, residue) are mostly lukewarm
+    throughout, while a real particle is nearly always certain in its centre, so dropping the
+    regions that never reach a level removes false particles and keeps the outlines of the rest
+    where the tuned `threshold` puts them. The level is chosen, like the threshold, on the
+    validation split: particles are the connected components of the true and the kept mask,
+    matched at IoU ≥ 0.5, and among the levels within `f1_tolerance` of the best F1 the lowest
+    (the one that drops least) wins. `threshold` itself is the level that drops nothing.
+
+    Parameters
+    ----------
+    pairs : iterable of (numpy.ndarray, numpy.ndarray)
+        True mask and particle probability of each validation image.
+    threshold : float
+        The model's tuned probability threshold.
+    candidates : sequence of float
+        Levels to try (those not above `threshold` are skipped).
+    f1_tolerance : float
+        F1 this close to the best counts as equally good.
+
+    Returns
+    -------
+    (level, scores)
+        The chosen level (None: drop nothing) and, per level tried, the particles' ``precision``,
+        ``recall`` and ``f1`` with the counts ``tp``, ``fp`` and ``fn``.
+    """
+    from skimage.measure import label
+
+    levels = [float(threshold), *sorted(float(c) for c in candidates if c > threshold)]
+    counts = {level: np.zeros(3, dtype=np.int64) for level in levels}
+    for mask, prob in pairs:
+        true_labels = label(mask, connectivity=2)
+        for level in levels:
+            kept = keep_confident_regions(prob, threshold, level)
+            matching = match_instances(true_labels, label(kept, connectivity=2))
+            counts[level] += (matching.tp, matching.fp, matching.fn)
+    scores: dict[float, dict[str, float]] = {}
+    for level, (tp, fp, fn) in counts.items():
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        scores[level] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "tp": int(tp),
+            "fp": int(fp),
+            "fn": int(fn),
+        }
+    best = max(v["f1"] for v in scores.values())
+    chosen = min(level for level in levels if scores[level]["f1"] >= best - f1_tolerance)
+    return (None if chosen <= threshold else chosen), scores
+
+
+def min_peak_probability_record(
+    level: float | None, scores: dict[float, dict[str, float]], precision: str
+) -> dict[str, Any]:
+    """What ``config.json`` keeps about the choice of ``min_peak_probability``."""
+    return {
+        "split": "validation",
+        "rule": (
+            "connected regions of the true and kept masks matched at IoU >= 0.5; among the "
+            f"levels within {PEAK_F1_TOLERANCE} of the best F1, the lowest (the threshold "
+            "itself drops nothing)"
+        ),
+        "chosen": level,
+        "precision_of_inference": precision,
+        "by_level": {f"{k:g}": v for k, v in scores.items()},
+    }
 
 
 def choose_threshold(
@@ -590,18 +696,27 @@ def finalize_model(
 ) -> dict[str, Any]:
     """Tune the threshold of the best model on validation, then score it on the test split.
 
-    Rewrites the model folder with the tuned ``threshold`` in ``config.json`` and the test
-    metrics in ``metrics.json``; returns the test scores.
+    Rewrites the model folder with the tuned ``threshold`` and ``min_peak_probability`` in
+    ``config.json`` and the test metrics in ``metrics.json``; returns the test scores.
     """
     from nanomorph.segment.model import load_model
 
     best_model, config = load_model(model_dir)
     best_model = best_model.to(device)
     val_pool = load_pool(cache_dir, split["validation"], preprocess)
-    threshold, ious, area_ratios = tune_threshold(
-        best_model, val_pool, preprocess, device, precision
-    )
+    # One inference pass over the validation split serves both choices.
+    val_pairs = [
+        (item.mask, prob)
+        for item, prob in _pool_probabilities(best_model, val_pool, preprocess, device, precision)
+    ]
+    threshold, ious, area_ratios = threshold_scores(val_pairs)
+    min_peak, peak_scores = min_peak_probability_scores(val_pairs, threshold)
+    del val_pairs
     config["threshold"] = threshold
+    config["min_peak_probability"] = min_peak
+    config["min_peak_probability_tuning"] = min_peak_probability_record(
+        min_peak, peak_scores, precision
+    )
     config["threshold_tuning"] = {
         "split": "validation",
         "rule": (
@@ -613,7 +728,13 @@ def finalize_model(
     }
     test_pool = load_pool(cache_dir, split["test"], preprocess)
     test_scores = score_images(
-        best_model, test_pool, preprocess, device, precision, threshold=threshold
+        best_model,
+        test_pool,
+        preprocess,
+        device,
+        precision,
+        threshold=threshold,
+        min_peak_probability=min_peak,
     )
     existing = json.loads((model_dir / "metrics.json").read_text())
     metrics = {
