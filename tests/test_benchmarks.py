@@ -54,3 +54,43 @@ def test_real_counts_modality_matches_the_hand_boxes(shared_data):
         if particles_brighter == real_counts.is_bright_field(name):
             wrong.append(name)
     assert wrong == []
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_real_counts_size_agreement_compares_median_sizes():
+    real_counts = _load_real_counts()
+    rows = [
+        {"predicted_median_feret_px": 10.0, "hand_median_size_px": 10.0},
+        {"predicted_median_feret_px": 5.0, "hand_median_size_px": 10.0},
+        {"predicted_median_feret_px": None, "hand_median_size_px": 10.0},  # nothing found
+    ]
+    sizes = real_counts.size_agreement(rows)
+    assert sizes["n_size_within_25_percent"] == 1
+    assert sizes["median_size_ratio"] == pytest.approx(0.75)
+
+
+def test_compare_training_logs_pairs_shared_steps(tmp_path):
+    import json
+
+    compare = _load_script("compare_training_logs")
+
+    def write(path, losses, iou):
+        lines = [{"kind": "train", "step": s, "loss": v} for s, v in losses.items()]
+        lines.append({"kind": "validation", "step": 20, "particle_iou": iou})
+        path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+
+    write(tmp_path / "ref.jsonl", {10: 1.0, 20: 0.8, 30: 0.7}, 0.40)
+    write(tmp_path / "new.jsonl", {10: 1.0, 20: 0.9}, 0.45)
+    out = tmp_path / "cmp.json"
+    argv = [str(tmp_path / "new.jsonl"), "--reference", str(tmp_path / "ref.jsonl")]
+    assert compare.main([*argv, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [row["step"] for row in result["losses"]] == [10, 20]
+    assert result["losses"][1]["difference"] == pytest.approx(0.1)
+    assert result["validations"][0]["difference"] == pytest.approx(0.05)

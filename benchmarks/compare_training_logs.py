@@ -1,0 +1,92 @@
+"""Compare a training run's log with the shipped model's: does the same command give the same run?
+
+Both logs are `nanomorph train`'s ``log.jsonl`` (the shipped one is the model folder's
+``training_log.jsonl``). Prints the training loss at shared steps and the validation particle IoU
+at shared validations, and writes them with their differences as JSON. The same seed gives the
+same images, initial weights and batches, so the losses of the first steps agree to the rounding
+of the arithmetic (bf16 or float32); later they drift apart as rounding differences grow, and
+what should then agree within noise is the validation IoU.
+
+Usage::
+
+    python benchmarks/compare_training_logs.py work/train-r18c/log.jsonl \
+        --out benchmarks/results/retrain_check.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_LOG = REPO / "resources/models/nanomorph-deeplabv3plus-r18/training_log.jsonl"
+
+
+def read_log(path: Path) -> dict[str, dict[int, dict]]:
+    records: dict[str, dict[int, dict]] = {"train": {}, "validation": {}}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            records.setdefault(record["kind"], {})[int(record["step"])] = record
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("log", type=Path, help="the new run's log.jsonl")
+    parser.add_argument("--reference", type=Path, default=SHIPPED_LOG, help="default: shipped")
+    parser.add_argument("--every", type=int, default=50, help="print the loss every N steps")
+    parser.add_argument("--out", type=Path, help="JSON file for the comparison")
+    args = parser.parse_args(argv)
+
+    new, reference = read_log(args.log), read_log(args.reference)
+    shared = sorted(set(new["train"]) & set(reference["train"]))
+    losses = [
+        {
+            "step": step,
+            "reference_loss": reference["train"][step]["loss"],
+            "loss": new["train"][step]["loss"],
+            "difference": new["train"][step]["loss"] - reference["train"][step]["loss"],
+        }
+        for step in shared
+    ]
+    validations = [
+        {
+            "step": step,
+            "reference_particle_iou": reference["validation"][step]["particle_iou"],
+            "particle_iou": new["validation"][step]["particle_iou"],
+            "difference": new["validation"][step]["particle_iou"]
+            - reference["validation"][step]["particle_iou"],
+        }
+        for step in sorted(set(new["validation"]) & set(reference["validation"]))
+    ]
+    print(f"{'step':>6s} {'reference loss':>14s} {'loss':>8s} {'difference':>10s}")
+    for row in losses:
+        if row["step"] % args.every == 0 or row["step"] <= 20:
+            print(
+                f"{row['step']:6d} {row['reference_loss']:14.4f} {row['loss']:8.4f} "
+                f"{row['difference']:+10.4f}"
+            )
+    for row in validations:
+        print(
+            f"validation at step {row['step']}: particle IoU {row['particle_iou']:.3f} "
+            f"(reference {row['reference_particle_iou']:.3f}, {row['difference']:+.3f})"
+        )
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        result = {
+            "log": str(args.log),
+            "reference": str(args.reference.resolve().relative_to(REPO))
+            if args.reference.resolve().is_relative_to(REPO)
+            else str(args.reference),
+            "losses": losses,
+            "validations": validations,
+        }
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
