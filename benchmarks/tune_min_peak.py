@@ -47,22 +47,20 @@ def main(argv: list[str] | None = None) -> int:
     from nanomorph.segment.model import find_model_folder, load_model
     from nanomorph.segment.preprocess import PreprocessConfig
     from nanomorph.segment.train import (
-        _pool_probabilities,
         build_image_cache,
         load_pool,
         min_peak_probability_record,
         min_peak_probability_scores,
+        pool_probabilities,
         simulated_sample,
-        split_of_seed,
+        split_seeds,
     )
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     folder = find_model_folder(args.model)
     model, config = load_model(folder)
     training = config["training"]
     shape = tuple(training["image_shape"])
-    seeds = [training["seed"] * training["n_images"] + i for i in range(training["n_images"])]
-    validation = [s for s in seeds if split_of_seed(s) == "validation"]
+    validation = split_seeds(training["seed"], training["n_images"])["validation"]
     cache = args.cache or Path("work/tune-min-peak/cache") / f"{shape[0]}x{shape[1]}"
     start = time.perf_counter()
     build_image_cache(
@@ -75,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     model = model.to(device)
     pairs = [
         (item.mask, prob)
-        for item, prob in _pool_probabilities(model, pool, preprocess, device, precision)
+        for item, prob in pool_probabilities(model, pool, preprocess, device, precision)
     ]
     threshold = float(config["threshold"])
     level, scores = min_peak_probability_scores(pairs, threshold)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import sys
 import warnings
@@ -406,6 +405,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         item_instances_fn=item_instances_fn,
         name=args.segmenter if args.segmenter != "model" else str(args.model or "model"),
         progress=not args.quiet,
+        segmentation=_segmentation_record(segmenter),
     )
     print(
         f"{'scenario':26s} {'particle IoU':>12s} {'recall':>7s} {'precision':>9s} "
@@ -417,29 +417,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{scores['instance']['recall']:7.3f} {scores['instance']['precision']:9.3f} "
             f"{100 * scores['diameter']['mean_image_mean_diameter_error']:+11.1f}%"
         )
-    describe = getattr(segmenter, "describe", None)
-    if args.out and callable(describe):
-        _record_segmentation(Path(args.out) / "metrics.json", describe())
     print(f"metrics written to {args.out}", file=sys.stderr)
     return 0
 
 
-def _record_segmentation(metrics_path: Path, described: dict) -> None:
-    """Add how the network segmented (model, precision, levels) to an evaluation's metrics."""
-    from .outputs import write_json
-
+def _segmentation_record(segmenter) -> dict | None:
+    """How the network segmented (model, precision, levels), its folder relative to here."""
+    describe = getattr(segmenter, "describe", None)
+    if not callable(describe):
+        return None
+    described = dict(describe())
     folder = described.get("model_folder")
     if folder:
         try:
-            described = {
-                **described,
-                "model_folder": str(Path(folder).resolve().relative_to(Path.cwd())),
-            }
+            described["model_folder"] = str(Path(folder).resolve().relative_to(Path.cwd()))
         except ValueError:
             pass
-    metrics = json.loads(metrics_path.read_text())
-    metrics["segmentation"] = described
-    write_json(metrics_path, metrics)
+    return described
 
 
 def build_parser() -> argparse.ArgumentParser:

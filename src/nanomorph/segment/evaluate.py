@@ -203,6 +203,7 @@ def evaluate(
     name: str = "",
     progress: bool = True,
     item_instances_fn: Callable[[np.ndarray, Any], np.ndarray] | None = None,
+    segmentation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score a segmenter per scenario: pixel classes, particles found and their diameters.
 
@@ -233,6 +234,8 @@ def evaluate(
     item_instances_fn : callable, optional
         ``(mask, item) -> labels``, used instead of `instances_fn` by an analysis that needs
         more of the test image than its pixel size (its ``image`` or ``modality``).
+    segmentation : dict, optional
+        How the segmenter was set up (its ``describe()``), recorded as ``segmentation``.
     iou_threshold : float
         Minimum IoU of a matched particle pair.
     name : str
@@ -366,6 +369,8 @@ def evaluate(
         "scenarios": {s: summary([a]) for s, a in per_scenario.items()},
         "overall": summary(list(per_scenario.values())),
     }
+    if segmentation is not None:
+        result["segmentation"] = segmentation
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -104,6 +104,12 @@ def split_of_seed(seed: int) -> str:
     return "train" if remainder < 3 else "validation" if remainder == 3 else "test"
 
 
+def split_seeds(seed: int, n_images: int) -> dict[str, list[int]]:
+    """The image seeds of a training run (its ``seed`` and ``n_images``), by split."""
+    image_seeds = [seed * n_images + i for i in range(n_images)]
+    return {name: [s for s in image_seeds if split_of_seed(s) == name] for name in SPLITS}
+
+
 @dataclass
 class AugmentConfig:
     """Ranges of the random augmentations applied to training tiles."""
@@ -434,7 +440,7 @@ def lr_factor(step: int, total_steps: int, warmup_fraction: float, final_fractio
     return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _pool_probabilities(
+def pool_probabilities(
     model: torch.nn.Module,
     images: Sequence[PoolImage],
     preprocess: PreprocessConfig,
@@ -500,7 +506,7 @@ def score_images(
     """
     total = np.zeros((2, 2), dtype=np.int64)
     by_scenario: dict[str, np.ndarray] = {}
-    for item, prob in _pool_probabilities(model, images, preprocess, device, precision, tile_size):
+    for item, prob in pool_probabilities(model, images, preprocess, device, precision, tile_size):
         cm = confusion_matrix(
             item.mask, keep_confident_regions(prob, threshold, min_peak_probability)
         )
@@ -550,7 +556,7 @@ def tune_threshold(
     """
     pairs = (
         (item.mask, prob)
-        for item, prob in _pool_probabilities(model, images, preprocess, device, precision)
+        for item, prob in pool_probabilities(model, images, preprocess, device, precision)
     )
     return threshold_scores(pairs, candidates, iou_tolerance)
 
@@ -707,7 +713,7 @@ def finalize_model(
     # One inference pass over the validation split serves both choices.
     val_pairs = [
         (item.mask, prob)
-        for item, prob in _pool_probabilities(best_model, val_pool, preprocess, device, precision)
+        for item, prob in pool_probabilities(best_model, val_pool, preprocess, device, precision)
     ]
     threshold, ious, area_ratios = threshold_scores(val_pairs)
     min_peak, peak_scores = min_peak_probability_scores(val_pairs, threshold)
@@ -922,10 +928,10 @@ def train(
     precision = settings.precision = resolve_precision(precision, device_)
 
     # Image pool and split.
-    image_seeds = [seed * n_images + i for i in range(n_images)]
+    split = split_seeds(seed, n_images)
+    image_seeds = sorted(s for seeds in split.values() for s in seeds)
     cache_dir = out_dir / "cache" / f"{image_shape[0]}x{image_shape[1]}"
     build_image_cache(cache_dir, image_seeds, sample_source, n_workers=n_workers, progress=progress)
-    split = {name: [s for s in image_seeds if split_of_seed(s) == name] for name in SPLITS}
     train_pool = load_pool(cache_dir, split["train"], settings.preprocess)
     val_pool = load_pool(cache_dir, split["validation"], settings.preprocess)
 
