@@ -56,6 +56,7 @@ def particlespy_rows(
     overlays: Path | None,
     test_time_flips: bool = False,
     declare_polarity: bool = False,
+    flatten_support_px: float | None = None,
 ) -> list[dict]:
     """Counts and sizes on the two calibrated ParticleSpy HAADF images (no hand count exists)."""
     from nanomorph.io import read_micrographs
@@ -69,7 +70,11 @@ def particlespy_rows(
             continue
         (micrograph,) = read_micrographs(path)
         segmenter = make_segmenter(
-            segmenter_kind, model=model, polarity="bright", test_time_flips=test_time_flips
+            segmenter_kind,
+            model=model,
+            polarity="bright",
+            test_time_flips=test_time_flips,
+            flatten_support_px=flatten_support_px,
         )
         params = AnalysisParameters(edge="flag", polarity="bright" if declare_polarity else "auto")
         result = analyze_micrograph(micrograph, segmenter, params)
@@ -222,6 +227,13 @@ def main(argv=None) -> int:
         help="tell the analysis each image's polarity, which drops found particles of the "
         "opposite contrast (AnalysisParameters.polarity)",
     )
+    parser.add_argument(
+        "--flatten-support",
+        type=float,
+        default=None,
+        metavar="SIGMA_PX",
+        help="override the model's support flattening (0: off; default: the model's setting)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--overlays",
@@ -251,6 +263,7 @@ def main(argv=None) -> int:
             model=args.model,
             polarity=polarity,
             test_time_flips=args.test_time_flips,
+            flatten_support_px=args.flatten_support,
         )
         row = count_image(name, segmenter, params, args.pixel_size, args.overlays)
         rows.append(row)
@@ -271,6 +284,7 @@ def main(argv=None) -> int:
         "nominal_pixel_size_nm": args.pixel_size,
         "test_time_flips": args.test_time_flips,
         "declared_polarity": args.declare_polarity,
+        "flatten_support_px": args.flatten_support,
         "segmentation": describe_for_results(segmenter) if rows else None,
         "n_images": len(rows),
         "n_within_25_percent": within,
@@ -294,6 +308,7 @@ def main(argv=None) -> int:
             args.overlays,
             args.test_time_flips,
             args.declare_polarity,
+            args.flatten_support,
         ),
     }
     for r in summary["particlespy"]:

@@ -283,10 +283,15 @@ def test_evaluate_records_how_the_network_segmented(tmp_path):
     argv = ["evaluate", "--scenarios", "isolated", "--n", "1", "--shape", "96", "96"]
     assert (
         main(
-            [*argv, "--precision", "fp32", "--min-peak-probability", "0.8", "--out", str(out), "-q"]
+            [
+                *argv,
+                *("--precision", "fp32", "--min-peak-probability", "0.8"),
+                *("--flatten-support", "16", "--out", str(out), "-q"),
+            ]
         )
         == 0
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["segmentation"]["min_peak_probability"] == 0.8
+    assert metrics["segmentation"]["flatten_support_px"] == 16
     assert metrics["segmentation"]["precision"] == "fp32"

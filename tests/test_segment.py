@@ -37,8 +37,12 @@ from nanomorph.segment.preprocess import (
     PreprocessError,
     apply_polarity,
     block_mean,
+    check_flattening,
     downsample_factor,
+    flatten_support,
+    normalize_for_network,
     normalize_image,
+    prepare_image,
     upsample_to,
 )
 
@@ -158,6 +162,64 @@ def test_downsample_factor_keeps_working_pixel_size_at_most_the_minimum(pixel_si
 def test_downsample_factor_rejects_bad_pixel_size():
     with pytest.raises(PreprocessError, match="pixel_size_nm"):
         downsample_factor(0.0, PreprocessConfig())
+
+
+def test_flattening_shrinks_a_broad_support_and_keeps_a_small_particle():
+    yy, xx = np.mgrid[0:160, 0:160].astype(np.float32)
+    # A bright, cloudy support 4x the particle's own contrast, under a 6 px particle.
+    support = 4.0 * np.exp(-((yy - 40) ** 2 + (xx - 60) ** 2) / (2 * 45.0**2))
+    particle = ((yy - 80) ** 2 + (xx - 80) ** 2 <= 9).astype(np.float32)
+    flat = flatten_support(support + particle, sigma_px=16, keep=0.3)
+    far, near = flat[80, 100], flat[80, 88]
+    assert np.ptp(flatten_support(support, 16, 0.3)) < 0.5 * np.ptp(support)
+    assert flat[80, 80] - near == pytest.approx(1.0, abs=0.2)
+    assert abs(far - near) < 0.5 * abs(support[80, 100] - support[80, 88])
+    np.testing.assert_allclose(flatten_support(support, 16, keep=1.0), support, atol=1e-6)
+
+
+def test_network_view_is_the_plain_normalisation_unless_flattening_is_set():
+    image = np.random.default_rng(1).uniform(0, 10, (48, 64)).astype(np.float32)
+    np.testing.assert_array_equal(
+        normalize_for_network(image, PreprocessConfig()), normalize_image(image)
+    )
+    flat = normalize_for_network(
+        image + np.linspace(0, 40, 64), PreprocessConfig(flatten_sigma_px=8)
+    )
+    low, high = np.percentile(flat, [1, 99])
+    assert low == pytest.approx(-1, abs=0.05) and high == pytest.approx(1, abs=0.05)
+    prepared, _ = prepare_image(image, 1.0, PreprocessConfig(flatten_sigma_px=8))
+    np.testing.assert_array_equal(
+        prepared, normalize_for_network(image, PreprocessConfig(flatten_sigma_px=8))
+    )
+    assert check_flattening(0, 0.3) is None and check_flattening(None, 0.3) is None
+    with pytest.raises(PreprocessError, match="flatten_sigma_px"):
+        check_flattening(-1, 0.3)
+    with pytest.raises(PreprocessError, match="flatten_keep"):
+        check_flattening(8, 1.5)
+
+
+def test_segmenter_flattens_the_support_as_its_model_or_the_caller_says(small_model):
+    config = {
+        **default_config("flat"),
+        "preprocess": PreprocessConfig(flatten_sigma_px=32).to_dict(),
+    }
+    trained = NetworkSegmenter(small_model, config, device="cpu", precision="fp32")
+    assert trained.preprocess.flatten_sigma_px == 32
+    assert trained.describe()["trained_with_flatten_support_px"] == 32
+    off = NetworkSegmenter(small_model, config, device="cpu", flatten_support_px=0)
+    assert off.preprocess.flatten_sigma_px is None
+    assert off.describe()["flatten_support_px"] is None
+    plain = NetworkSegmenter(small_model, default_config("plain"), device="cpu", precision="fp32")
+    assert plain.describe()["trained_with_flatten_support_px"] is None
+    on = NetworkSegmenter(
+        small_model, default_config("plain"), device="cpu", precision="fp32", flatten_support_px=12
+    )
+    assert on.describe()["flatten_support_px"] == 12
+    image = np.random.default_rng(3).normal(size=(64, 64)).astype(np.float32)
+    image += np.linspace(0, 5, 64)[None]
+    assert not np.allclose(on.predict_proba(image, 1.0), plain.predict_proba(image, 1.0))
+    with pytest.raises(PreprocessError, match="flatten_sigma_px"):
+        NetworkSegmenter(small_model, config, device="cpu", flatten_support_px=-3)
 
 
 def test_block_mean_and_upsample_round_trip_a_smooth_image():

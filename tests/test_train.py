@@ -209,6 +209,52 @@ def test_batches_keep_image_and_mask_aligned():
     assert agreement > 0.97  # only bilinear edge pixels may disagree
 
 
+def test_flattened_batches_lose_a_ramp_but_keep_the_particles():
+    # A ramp twice the particles' contrast: the plain normalisation's midpoint misreads the bright
+    # side's disks as background; with the support flattened the disks again match their masks.
+    sample = disks_sample(1, (96, 96))
+    ramp = np.linspace(0.0, 1.4, 96, dtype=np.float32)[None, :]
+    image = (np.where(sample.mask, 0.2, 0.9) + ramp).astype(np.float16)
+    pool = [PoolImage(0, image, sample.mask, "disks")]
+    quiet = AugmentConfig(
+        scale_range=(1.0, 1.0),
+        arbitrary_rotation_probability=0,
+        gamma_probability=0,
+        gradient_probability=0,
+        blur_probability=0,
+        noise_probability=0,
+        invert_probability=0,
+    )
+
+    def agreement(preprocess):
+        x, y = make_batch(pool, 8, 64, np.random.default_rng(0), quiet, preprocess)
+        low, high = x.amin(dim=(2, 3), keepdim=True), x.amax(dim=(2, 3), keepdim=True)
+        return float(((x < (low + high) / 2) == y.bool()).float().mean())
+
+    assert agreement(PreprocessConfig(flatten_sigma_px=6)) > agreement(PreprocessConfig()) + 0.05
+
+
+def test_train_cli_flattening_keeps_the_initial_models_other_preprocessing(monkeypatch, tmp_path):
+    import nanomorph.segment.train as train_module
+    from nanomorph.cli import main
+
+    seen = {}
+
+    def fake_train(out_dir, **kwargs):
+        seen.update(kwargs)
+        return {"finished": False, "best_val_particle_iou": 0.0, "best_step": 0, "model_dir": ""}
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    args = ["train", "--out", str(tmp_path), "--init", "nanomorph-deeplabv3plus-r18", "-q"]
+    assert main([*args, "--flatten-support", "24"]) == 0
+    shipped = load_segmenter("nanomorph-deeplabv3plus-r18", device="cpu").preprocess
+    assert seen["preprocess"].flatten_sigma_px == 24
+    assert seen["preprocess"].min_working_pixel_size_nm == shipped.min_working_pixel_size_nm
+    assert main(args) == 0 and seen["preprocess"] is None
+    with pytest.raises(SystemExit):
+        main([*args, "--flatten-support", "-1"])
+
+
 def test_intensity_augmentation_can_invert_polarity():
     tile = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
     always = AugmentConfig(

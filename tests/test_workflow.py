@@ -169,6 +169,14 @@ def test_min_peak_probability_must_be_a_probability():
     assert "min_peak_probability" in result.stdout + result.stderr
 
 
+def test_flatten_support_must_not_be_negative():
+    result = run_snakemake(
+        "-n", "--config", "segmenter=threshold", "flatten_support_px=-4", check=False
+    )
+    assert result.returncode != 0
+    assert "flatten_support_px" in result.stdout + result.stderr
+
+
 # ------------------------------------------------------------------------------ end to end
 def test_every_output_exists(finished_run):
     per_image = (

@@ -32,6 +32,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text!r}")
+    return value
+
+
 def _probability(text: str) -> float:
     try:
         value = float(text)
@@ -89,6 +99,14 @@ def _add_segmenter_options(p: argparse.ArgumentParser, evaluation: bool = False)
         metavar="P",
         help="drop network regions whose highest particle probability stays below P (default: "
         "the model's value, chosen on its validation split; 0 keeps every region)",
+    )
+    p.add_argument(
+        "--flatten-support",
+        type=_non_negative_float,
+        metavar="SIGMA_PX",
+        help="scale down intensity variations broader than a Gaussian of SIGMA_PX working-grid "
+        "pixels before the network, for small particles on bright, cloudy supports (default: "
+        "the model's setting; 0 is off)",
     )
 
 
@@ -208,6 +226,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             precision=args.precision,
             test_time_flips=args.test_time_flips,
             min_peak_probability=args.min_peak_probability,
+            flatten_support_px=args.flatten_support,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
@@ -296,6 +315,24 @@ def _export_model_folder(source: Path, target: Path, training_log: Path | None =
 def cmd_train(args: argparse.Namespace) -> int:
     from .segment.train import TrainingError, train
 
+    preprocess = None
+    if args.flatten_support is not None:
+        import json
+
+        from .segment.model import CONFIG_FILE, ModelNotFoundError, find_model_folder
+        from .segment.preprocess import PreprocessConfig
+
+        # Only the flattening changes: the rest of the preprocessing is the initial model's
+        # (fine-tuning) or the default.
+        base = PreprocessConfig()
+        if args.init:
+            try:
+                folder = find_model_folder(args.init)
+            except ModelNotFoundError as exc:
+                raise CliError(f"--init: {exc}") from None
+            config = json.loads((folder / CONFIG_FILE).read_text())
+            base = PreprocessConfig.from_dict(config.get("preprocess", {}))
+        preprocess = dataclasses.replace(base, flatten_sigma_px=args.flatten_support or None)
     try:
         result = train(
             args.out,
@@ -317,6 +354,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             model_name=args.name,
             init_from=args.init,
+            preprocess=preprocess,
         )
     except TrainingError as exc:
         raise CliError(str(exc)) from None
@@ -356,6 +394,7 @@ def _evaluation_segmenter(args: argparse.Namespace):
             precision=args.precision,
             test_time_flips=args.test_time_flips,
             min_peak_probability=args.min_peak_probability,
+            flatten_support_px=args.flatten_support,
         )
     except ModelNotFoundError as exc:
         raise CliError(str(exc)) from None
@@ -506,6 +545,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME|PATH",
         help="start from this model's weights instead of random ones (fine-tuning; "
         "e.g. the shipped nanomorph-deeplabv3plus-r18)",
+    )
+    p.add_argument(
+        "--flatten-support",
+        type=_non_negative_float,
+        metavar="SIGMA_PX",
+        help="train with support flattening: variations broader than a Gaussian of SIGMA_PX "
+        "working-grid pixels scaled to 0.3 before the network (0: off; default: the initial "
+        "model's setting, else off)",
     )
     p.add_argument(
         "--export",

@@ -145,6 +145,7 @@ class NetworkSegmenterAdapter:
         precision: str = "auto",
         test_time_flips: bool = False,
         min_peak_probability: float | None = None,
+        flatten_support_px: float | None = None,
     ) -> None:
         from .segment.model import load_segmenter
 
@@ -154,6 +155,7 @@ class NetworkSegmenterAdapter:
             precision=precision,
             test_time_flips=test_time_flips,
             min_peak_probability=min_peak_probability,
+            flatten_support_px=flatten_support_px,
         )
         self.polarity = polarity
 
@@ -176,6 +178,7 @@ def make_segmenter(
     precision: str = "auto",
     test_time_flips: bool = False,
     min_peak_probability: float | None = None,
+    flatten_support_px: float | None = None,
 ) -> Segmenter:
     """Create the segmenter the user asked for.
 
@@ -199,6 +202,10 @@ def make_segmenter(
     min_peak_probability
         Override the model's ``min_peak_probability``: network regions whose highest probability
         stays below it are dropped; ``None`` keeps the model's value, 0 keeps every region.
+    flatten_support_px
+        Override the model's support flattening before the network: variations broader than a
+        Gaussian of this many working-grid pixels are scaled down (0 is off, ``None`` keeps the
+        model's setting); for small particles on bright, cloudy supports (model card).
     """
     if kind == "threshold":
         return ThresholdSegmenter(polarity=polarity)
@@ -210,6 +217,7 @@ def make_segmenter(
             precision=precision,
             test_time_flips=test_time_flips,
             min_peak_probability=min_peak_probability,
+            flatten_support_px=flatten_support_px,
         )
     raise ValueError(f"segmenter must be 'model' or 'threshold', got {kind!r}")
 

@@ -186,6 +186,7 @@ def get_segmenter_settings(wildcards):
         "precision": config["precision"],
         "test_time_flips": config["test_time_flips"],
         "min_peak_probability": config["min_peak_probability"],
+        "flatten_support_px": config["flatten_support_px"],
         "polarity": sample_polarity(wildcards.sample),
         "tile_size": config["tile_size"],
     }

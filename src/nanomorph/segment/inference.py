@@ -7,6 +7,7 @@ stays bounded by one tile batch plus two image-sized accumulators (about 200 MB 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterator
@@ -16,7 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from nanomorph.segment.preprocess import PreprocessConfig, prepare_image, upsample_to
+from nanomorph.segment.preprocess import (
+    PreprocessConfig,
+    check_flattening,
+    prepare_image,
+    upsample_to,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -361,6 +367,11 @@ class NetworkSegmenter:
         Drop particle regions whose highest probability stays below this
         (:func:`keep_confident_regions`); None uses the model's ``config.json`` value (chosen
         on the validation split), and a value not above the threshold keeps every region.
+    flatten_support_px : float, optional
+        Override the model's support flattening (:func:`nanomorph.segment.preprocess.
+        flatten_support`): the Gaussian width in working-grid pixels, 0 for off; None uses the
+        model's ``config.json`` value.  A width the model was not trained with is a deliberate
+        mismatch between training and inference (see the model card).
     """
 
     def __init__(
@@ -371,10 +382,18 @@ class NetworkSegmenter:
         precision: str = "auto",
         test_time_flips: bool = False,
         min_peak_probability: float | None = None,
+        flatten_support_px: float | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.config = config
-        self.preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
+        preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
+        self.trained_flatten_support_px = check_flattening(
+            preprocess.flatten_sigma_px, preprocess.flatten_keep
+        )
+        if flatten_support_px is not None:
+            sigma = check_flattening(flatten_support_px, preprocess.flatten_keep)
+            preprocess = dataclasses.replace(preprocess, flatten_sigma_px=sigma)
+        self.preprocess = preprocess
         inference = config.get("inference", {})
         self.tile_size = int(inference.get("tile_size", 512))
         self.overlap = int(inference.get("overlap", 64))
@@ -416,6 +435,9 @@ class NetworkSegmenter:
             "overlap": self.overlap,
             "threshold": self.threshold,
             "min_peak_probability": self.min_peak_probability,
+            "flatten_support_px": self.preprocess.flatten_sigma_px,
+            "flatten_support_keep": self.preprocess.flatten_keep,
+            "trained_with_flatten_support_px": self.trained_flatten_support_px,
             "test_time_flips": self.test_time_flips,
         }
 

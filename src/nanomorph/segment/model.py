@@ -260,6 +260,7 @@ def load_segmenter(
     precision: str = "auto",
     test_time_flips: bool = False,
     min_peak_probability: float | None = None,
+    flatten_support_px: float | None = None,
 ) -> NetworkSegmenter:
     """Load a model folder as a ready-to-use segmenter.
 
@@ -276,6 +277,9 @@ def load_segmenter(
     min_peak_probability : float, optional
         Override the model's ``min_peak_probability`` (particle regions whose highest
         probability stays below it are dropped); a value not above the threshold keeps all.
+    flatten_support_px : float, optional
+        Override the model's support flattening (Gaussian width in working-grid pixels; 0 is
+        off, None keeps the model's setting).
 
     Returns
     -------
@@ -296,4 +300,5 @@ def load_segmenter(
         precision=precision,
         test_time_flips=test_time_flips,
         min_peak_probability=min_peak_probability,
+        flatten_support_px=flatten_support_px,
     )

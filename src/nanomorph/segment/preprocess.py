@@ -13,6 +13,14 @@ polarity
     ``"both"``: the network was trained on dark-on-bright (bright field) and bright-on-dark (HAADF)
     images, so inputs are passed as they are.  A model trained on one polarity (``"dark"`` or
     ``"bright"``) has inputs of the other polarity inverted when the caller says so.
+support flattening (optional, off unless ``flatten_sigma_px`` is set)
+    After normalisation, intensity variations broader than a Gaussian of ``flatten_sigma_px``
+    (on the working grid) are scaled down to ``flatten_keep`` of their size and the image is
+    normalised again: a bright, cloudy oxide support or an illumination gradient then no longer
+    decides how bright a small particle looks to the network, while everything narrower than
+    the Gaussian, the particles included, keeps its contrast.  Particles as wide as the
+    Gaussian or wider lose part of theirs, so it is for images of particles much smaller than
+    ``flatten_sigma_px`` (see the model card, "Flattening the support").
 resampling
     Images whose pixels are finer than ``min_working_pixel_size_nm`` are block-averaged by the
     integer factor ``floor(min_working_pixel_size_nm / pixel_size_nm)`` so that large particles stay
@@ -27,12 +35,33 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 POLARITIES = ("both", "dark", "bright")
 
 
 class PreprocessError(ValueError):
     """An image or a preprocessing setting that cannot be used."""
+
+
+def check_flattening(sigma_px: float | None, keep: float) -> float | None:
+    """Validate support-flattening settings; return the width, or None when it is off.
+
+    Raises
+    ------
+    PreprocessError
+        If the width is negative or not finite, or ``keep`` is outside [0, 1].
+    """
+    if not 0.0 <= float(keep) <= 1.0:
+        raise PreprocessError(f"flatten_keep must be between 0 and 1, got {keep!r}")
+    if sigma_px is None:
+        return None
+    sigma = float(sigma_px)
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise PreprocessError(
+            f"flatten_sigma_px must be a non-negative number of pixels, got {sigma_px!r}"
+        )
+    return sigma if sigma > 0 else None
 
 
 @dataclass(frozen=True)
@@ -52,6 +81,11 @@ class PreprocessConfig:
         Images with a finer pixel size are downsampled by an integer factor (see module notes).
     max_downsample_factor : int
         Upper bound of that factor.
+    flatten_sigma_px : float, optional
+        Support flattening (see module notes): the width, in working-grid pixels, of the
+        Gaussian that defines the support's smooth background; None (the default) or 0 is off.
+    flatten_keep : float
+        Fraction of that background left in the image (0 removes it, 1 leaves it).
     """
 
     low_percentile: float = 1.0
@@ -60,12 +94,16 @@ class PreprocessConfig:
     polarity: str = "both"
     min_working_pixel_size_nm: float = 0.1
     max_downsample_factor: int = 16
+    flatten_sigma_px: float | None = None
+    flatten_keep: float = 0.3
     notes: dict[str, str] = field(
         default_factory=lambda: {
             "normalisation": "percentiles low/high -> -1/+1, clipped to +-clip, per image",
             "polarity": "both: trained on bright-field and HAADF, with random inversion",
             "resampling": "block mean by floor(min_working_pixel_size_nm / pixel_size_nm) when "
             ">= 2; probability interpolated back bilinearly",
+            "support_flattening": "when flatten_sigma_px is set: after normalisation, image - "
+            "(1 - flatten_keep) * gaussian(image, flatten_sigma_px), normalised again",
         }
     )
 
@@ -136,6 +174,56 @@ def normalize_image(
         return np.zeros(data.shape, dtype=np.float32)
     out = (data - np.float32((low + high) / 2.0)) / np.float32(half_range)
     return np.clip(out, -clip, clip).astype(np.float32, copy=False)
+
+
+def flatten_support(image: np.ndarray, sigma_px: float, keep: float = 0.3) -> np.ndarray:
+    """Scale down intensity variations broader than a Gaussian of ``sigma_px``.
+
+    Parameters
+    ----------
+    image : ndarray
+        Normalised 2-D image (as from :func:`normalize_image`).
+    sigma_px : float
+        Standard deviation of the Gaussian that defines the smooth background, in pixels.
+    keep : float
+        Fraction of the background left: ``image - background + keep * background``.
+
+    Returns
+    -------
+    ndarray
+        float32 image of the same shape (not yet normalised again).
+    """
+    data = np.asarray(image, dtype=np.float32)
+    background = ndimage.gaussian_filter(data, float(sigma_px), mode="reflect")
+    return (data - (1.0 - np.float32(keep)) * background).astype(np.float32, copy=False)
+
+
+def normalize_for_network(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """The network's view of an image already on its working grid: the one rule for training
+    and inference.
+
+    Percentile normalisation (:func:`normalize_image`), then, when the model's settings ask for
+    it, support flattening (:func:`flatten_support`) and a second normalisation, so that the
+    network sees the same value range either way.
+
+    Parameters
+    ----------
+    image : ndarray
+        2-D image on the working grid (after any block averaging).
+    config : PreprocessConfig
+        The model's preprocessing settings.
+
+    Returns
+    -------
+    ndarray
+        float32 network input (before any polarity inversion).
+    """
+    low, high, clip = config.low_percentile, config.high_percentile, config.clip
+    normalised = normalize_image(image, low, high, clip)
+    sigma = check_flattening(config.flatten_sigma_px, config.flatten_keep)
+    if sigma is None:
+        return normalised
+    return normalize_image(flatten_support(normalised, sigma, config.flatten_keep), low, high, clip)
 
 
 def apply_polarity(
@@ -242,8 +330,6 @@ def upsample_to(probability: np.ndarray, shape: tuple[int, int], factor: int) ->
     """
     if factor == 1:
         return probability.astype(np.float32, copy=False)
-    from scipy import ndimage
-
     # Block centres sit at (k + 0.5) * factor - 0.5 in original pixel coordinates.
     rows = (np.arange(shape[0], dtype=np.float64) + 0.5) / factor - 0.5
     cols = (np.arange(shape[1], dtype=np.float64) + 0.5) / factor - 0.5
@@ -294,8 +380,8 @@ def prepare_image(
         raise PreprocessError(f"expected a 2-D image, got shape {image.shape}")
     factor = downsample_factor(pixel_size_nm, config)
     small = block_mean(image, factor)
-    normalised = normalize_image(small, config.low_percentile, config.high_percentile, config.clip)
-    return apply_polarity(normalised, config.polarity, image_polarity), factor
+    prepared = apply_polarity(normalize_for_network(small, config), config.polarity, image_polarity)
+    return prepared, factor
 
 
 def downsample_mask(mask: np.ndarray, factor: int) -> np.ndarray:

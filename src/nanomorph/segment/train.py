@@ -47,7 +47,7 @@ from nanomorph.segment.preprocess import (
     block_mean,
     downsample_factor,
     downsample_mask,
-    normalize_image,
+    normalize_for_network,
 )
 
 logger = logging.getLogger(__name__)
@@ -390,11 +390,7 @@ def make_batch(
         item = pool[int(rng.integers(len(pool)))]
         crop, crop_mask = _random_crop(item.image, item.mask, tile, rng, aug)
         crop = augment_intensity(crop, rng, aug)
-        images.append(
-            normalize_image(
-                crop, preprocess.low_percentile, preprocess.high_percentile, preprocess.clip
-            )
-        )
+        images.append(normalize_for_network(crop, preprocess))
         masks.append(crop_mask)
     x = torch.from_numpy(np.stack(images)[:, None])
     y = torch.from_numpy(np.stack(masks)[:, None].astype(np.float32))
@@ -450,12 +446,7 @@ def pool_probabilities(
 ):
     """Yield ``(item, probability)`` for pool images, with the inference code's tiling."""
     for item in images:
-        x = normalize_image(
-            item.image.astype(np.float32),
-            preprocess.low_percentile,
-            preprocess.high_percentile,
-            preprocess.clip,
-        )
+        x = normalize_for_network(item.image.astype(np.float32), preprocess)
         prob = predict_tiled(
             model,
             x,
