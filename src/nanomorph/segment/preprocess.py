@@ -20,7 +20,7 @@ support flattening (optional, off unless ``flatten_sigma_px`` is set)
     decides how bright a small particle looks to the network, while everything narrower than
     the Gaussian, the particles included, keeps its contrast.  Particles as wide as the
     Gaussian or wider lose part of theirs, so it is for images of particles much smaller than
-    ``flatten_sigma_px`` (see the model card, "Flattening the support").
+    ``flatten_sigma_px`` (the shipped model is trained with it: its model card, "This version").
 resampling
     Images whose pixels are finer than ``min_working_pixel_size_nm`` are block-averaged by the
     integer factor ``floor(min_working_pixel_size_nm / pixel_size_nm)`` so that large particles stay
