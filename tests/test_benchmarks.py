@@ -94,3 +94,28 @@ def test_compare_training_logs_pairs_shared_steps(tmp_path):
     assert [row["step"] for row in result["losses"]] == [10, 20]
     assert result["losses"][1]["difference"] == pytest.approx(0.1)
     assert result["validations"][0]["difference"] == pytest.approx(0.05)
+
+
+def test_compare_training_logs_compares_model_folders(tmp_path):
+    import json
+
+    compare = _load_script("compare_training_logs")
+
+    def folder(name, weights, iou):
+        path = tmp_path / name
+        path.mkdir()
+        (path / "model.safetensors").write_bytes(weights)
+        config = {"threshold": 0.65, "min_peak_probability": 0.95}
+        (path / "config.json").write_text(json.dumps(config))
+        test = {"particle_iou": iou, "by_scenario": {"haadf": {"particle_iou": iou}}}
+        (path / "metrics.json").write_text(json.dumps({"test": test}))
+        return path
+
+    shipped = folder("shipped", b"weights", 0.69)
+    same = compare.compare_model_folders(folder("same", b"weights", 0.69), shipped)
+    assert same["identical_weights"]
+    assert same["test_particle_iou_difference"] == 0
+    other = compare.compare_model_folders(folder("other", b"other weights", 0.70), shipped)
+    assert not other["identical_weights"]
+    assert other["test_particle_iou_difference"] == pytest.approx(0.01)
+    assert other["new"]["test_by_scenario"] == {"haadf": 0.70}

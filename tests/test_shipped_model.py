@@ -81,3 +81,30 @@ def test_finds_the_particles_of_a_real_haadf_micrograph(shared_data, segmenter):
     assert mask[bright].mean() > 0.9
     assert mask[dark].mean() < 0.02
     assert 0.03 < mask.mean() < 0.25
+
+
+STAGE1_COMMIT = "6aa6b19"  # the stage-1 weights, `--init` of the shipped stage 2 (MODEL_CARD.md)
+
+
+def test_stage1_weights_in_git_history_are_the_recorded_init():
+    """The model card tells a reader to take stage 2's initial weights from this commit."""
+    import hashlib
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    config = json.loads((MODEL_DIR / "config.json").read_text())
+    blob = f"{STAGE1_COMMIT}:resources/models/{DEFAULT_MODEL_NAME}/model.safetensors"
+    shown = subprocess.run(["git", "show", blob], cwd=MODEL_DIR, capture_output=True, check=False)
+    if shown.returncode != 0:
+        pytest.skip(f"commit {STAGE1_COMMIT} is not in this checkout's history (shallow clone?)")
+    assert hashlib.sha256(shown.stdout).hexdigest() == config["training"]["init_weights_sha256"]
+
+
+def test_segmenter_records_which_weights_it_ran(segmenter):
+    """Every result file that holds describe() names the exact weights (sha256), not just a path."""
+    import hashlib
+
+    expected = hashlib.sha256((MODEL_DIR / "model.safetensors").read_bytes()).hexdigest()
+    assert segmenter.describe()["weights_sha256"] == expected

@@ -19,6 +19,7 @@ _LAZY = {
     "find_model_folder": "nanomorph.segment.model",
     "ModelNotFoundError": "nanomorph.segment.model",
     "DEFAULT_MODEL_NAME": "nanomorph.segment.model",
+    "weights_sha256": "nanomorph.segment.model",
     "NetworkSegmenter": "nanomorph.segment.inference",
     "predict_tiled": "nanomorph.segment.inference",
     "PreprocessConfig": "nanomorph.segment.preprocess",

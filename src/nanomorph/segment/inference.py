@@ -426,6 +426,7 @@ class NetworkSegmenter:
         return {
             "model": self.name,
             "model_folder": self.config.get("folder"),
+            "weights_sha256": self.config.get("weights_sha256"),
             "architecture": self.config.get("architecture"),
             "encoder": self.config.get("encoder"),
             "trained_with_nanomorph": self.config.get("nanomorph_version"),

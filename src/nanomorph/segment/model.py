@@ -15,6 +15,7 @@ Loading never downloads anything: encoders are built with ``encoder_weights=None
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -180,6 +181,15 @@ def model_search_paths() -> list[Path]:
     return paths
 
 
+def weights_sha256(folder: str | Path) -> str:
+    """The sha256 of a model folder's weights file: which weights a result came from."""
+    digest = hashlib.sha256()
+    with (Path(folder) / WEIGHTS_FILE).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def find_model_folder(name_or_path: str | Path | None = None) -> Path:
     """Locate a model folder by path or by name.
 
@@ -293,6 +303,7 @@ def load_segmenter(
     folder = find_model_folder(name_or_path)
     model, config = load_model(folder)
     config.setdefault("folder", str(folder))
+    config.setdefault("weights_sha256", weights_sha256(folder))
     return NetworkSegmenter(
         model,
         config,

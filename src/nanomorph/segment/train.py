@@ -758,13 +758,11 @@ def _initial_model(
     init_from: str | Path, arch: str, encoder: str
 ) -> tuple[torch.nn.Module, Path, str, PreprocessConfig]:
     """The model a fine-tuning run starts from, its folder, weights sha256 and preprocessing."""
-    import hashlib
-
     from nanomorph.segment.model import (
-        WEIGHTS_FILE,
         ModelNotFoundError,
         find_model_folder,
         load_model,
+        weights_sha256,
     )
 
     try:
@@ -777,7 +775,7 @@ def _initial_model(
             f"cannot start from {folder}: it is {config.get('architecture')}/"
             f"{config.get('encoder')}, the run trains {arch}/{encoder}"
         )
-    sha256 = hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
+    sha256 = weights_sha256(folder)
     preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
     return model, folder.resolve(), sha256, preprocess
 
