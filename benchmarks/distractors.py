@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        result = {"model": args.model, "rows": rows}
+        result = {"model": args.model, "segmentation": segmenter.describe(), "rows": rows}
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
