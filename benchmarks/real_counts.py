@@ -242,6 +242,12 @@ def main(argv=None) -> int:
         help="folder for overlay PNGs to look at (not committed)",
     )
     args = parser.parse_args(argv)
+    if not args.pixel_size > 0:
+        parser.error(f"--pixel-size must be positive, got {args.pixel_size}")
+    if args.flatten_support is not None and not args.flatten_support >= 0:
+        parser.error(
+            f"--flatten-support must be zero (off) or positive, got {args.flatten_support}"
+        )
     if not DATA.is_dir():
         print(f"{DATA} not found: nothing to measure", file=sys.stderr)
         return 1

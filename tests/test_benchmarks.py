@@ -119,3 +119,11 @@ def test_compare_training_logs_compares_model_folders(tmp_path):
     assert not other["identical_weights"]
     assert other["test_particle_iou_difference"] == pytest.approx(0.01)
     assert other["new"]["test_by_scenario"] == {"haadf": 0.70}
+
+
+@pytest.mark.parametrize("option", [("--pixel-size", "0"), ("--flatten-support", "-1")])
+def test_real_counts_refuses_impossible_settings_before_any_work(option, capsys):
+    real_counts = _load_real_counts()
+    with pytest.raises(SystemExit):
+        real_counts.main(list(option))
+    assert f"{option[0]} must be" in capsys.readouterr().err

@@ -6,6 +6,7 @@ Runs on tiny synthetic disk images (not the simulator) with a small network so i
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from nanomorph.segment.train import (
     min_peak_probability_scores,
     split_of_seed,
     train,
+    with_flattening,
 )
 
 # A small network keeps the test fast; the loop is the same for DeepLabV3+/ResNet-18.
@@ -234,7 +236,7 @@ def test_flattened_batches_lose_a_ramp_but_keep_the_particles():
     assert agreement(PreprocessConfig(flatten_sigma_px=6)) > agreement(PreprocessConfig()) + 0.05
 
 
-def test_train_cli_flattening_keeps_the_initial_models_other_preprocessing(monkeypatch, tmp_path):
+def test_train_cli_passes_the_flattening_to_train(monkeypatch, tmp_path):
     import nanomorph.segment.train as train_module
     from nanomorph.cli import main
 
@@ -247,12 +249,21 @@ def test_train_cli_flattening_keeps_the_initial_models_other_preprocessing(monke
     monkeypatch.setattr(train_module, "train", fake_train)
     args = ["train", "--out", str(tmp_path), "--init", "nanomorph-deeplabv3plus-r18", "-q"]
     assert main([*args, "--flatten-support", "24"]) == 0
-    shipped = load_segmenter("nanomorph-deeplabv3plus-r18", device="cpu").preprocess
-    assert seen["preprocess"].flatten_sigma_px == 24
-    assert seen["preprocess"].min_working_pixel_size_nm == shipped.min_working_pixel_size_nm
-    assert main(args) == 0 and seen["preprocess"] is None
+    assert seen["flatten_support_px"] == 24 and seen["init_from"] == "nanomorph-deeplabv3plus-r18"
+    assert main(args) == 0 and seen["flatten_support_px"] is None
     with pytest.raises(SystemExit):
         main([*args, "--flatten-support", "-1"])
+
+
+def test_flattening_replaces_only_the_sigma_of_the_initial_models_preprocessing():
+    shipped = load_segmenter("nanomorph-deeplabv3plus-r18", device="cpu").preprocess
+    flattened = with_flattening(shipped, 24)
+    assert flattened.flatten_sigma_px == 24
+    assert replace(flattened, flatten_sigma_px=shipped.flatten_sigma_px) == shipped
+    assert with_flattening(shipped, None) is shipped
+    assert with_flattening(shipped, 0).flatten_sigma_px is None
+    with pytest.raises(TrainingError, match="flatten_support_px"):
+        with_flattening(shipped, -1)
 
 
 def test_intensity_augmentation_can_invert_polarity():

@@ -315,24 +315,6 @@ def _export_model_folder(source: Path, target: Path, training_log: Path | None =
 def cmd_train(args: argparse.Namespace) -> int:
     from .segment.train import TrainingError, train
 
-    preprocess = None
-    if args.flatten_support is not None:
-        import json
-
-        from .segment.model import CONFIG_FILE, ModelNotFoundError, find_model_folder
-        from .segment.preprocess import PreprocessConfig
-
-        # Only the flattening changes: the rest of the preprocessing is the initial model's
-        # (fine-tuning) or the default.
-        base = PreprocessConfig()
-        if args.init:
-            try:
-                folder = find_model_folder(args.init)
-            except ModelNotFoundError as exc:
-                raise CliError(f"--init: {exc}") from None
-            config = json.loads((folder / CONFIG_FILE).read_text())
-            base = PreprocessConfig.from_dict(config.get("preprocess", {}))
-        preprocess = dataclasses.replace(base, flatten_sigma_px=args.flatten_support or None)
     try:
         result = train(
             args.out,
@@ -354,7 +336,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             model_name=args.name,
             init_from=args.init,
-            preprocess=preprocess,
+            flatten_support_px=args.flatten_support,
         )
     except TrainingError as exc:
         raise CliError(str(exc)) from None

@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -780,6 +780,23 @@ def _initial_model(
     return model, folder.resolve(), sha256, preprocess
 
 
+def with_flattening(
+    preprocess: PreprocessConfig, flatten_support_px: float | None
+) -> PreprocessConfig:
+    """`preprocess` with its support-flattening sigma replaced (0: off; None: unchanged).
+
+    Only the flattening changes, so a fine-tuning run keeps the rest of its initial model's
+    normalisation and resampling.
+    """
+    if flatten_support_px is None:
+        return preprocess
+    if not flatten_support_px >= 0:
+        raise TrainingError(
+            f"flatten_support_px must be zero (off) or positive, got {flatten_support_px!r}"
+        )
+    return replace(preprocess, flatten_sigma_px=flatten_support_px or None)
+
+
 def train(
     out_dir: str | Path,
     steps: int = 3000,
@@ -806,6 +823,7 @@ def train(
     preprocess: PreprocessConfig | None = None,
     stop_after_steps: int | None = None,
     init_from: str | Path | None = None,
+    flatten_support_px: float | None = None,
 ) -> dict[str, Any]:
     """Train the segmentation network on simulated micrographs.
 
@@ -860,6 +878,10 @@ def train(
         schedule of ``steps`` steps from that model). Its architecture and encoder must be
         ``arch`` and ``encoder``; its preprocessing is used unless ``preprocess`` is given. The
         folder and the sha256 of its weights are recorded in the new model's config.
+    flatten_support_px : float, optional
+        Train with the support flattened at this Gaussian sigma in working-grid pixels (0: not
+        flattened), replacing only ``flatten_sigma_px`` of the preprocessing otherwise used
+        (``preprocess``, else the initial model's, else the default). None changes nothing.
 
     Returns
     -------
@@ -887,6 +909,7 @@ def train(
             init_from, arch, encoder
         )
         preprocess = preprocess or init_preprocess
+    preprocess = with_flattening(preprocess or PreprocessConfig(), flatten_support_px)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = TrainConfig(
@@ -905,7 +928,7 @@ def train(
         precision=precision,
         model_name=model_name,
         augment=augment or AugmentConfig(),
-        preprocess=preprocess or PreprocessConfig(),
+        preprocess=preprocess,
         init_from=None if init_folder is None else str(init_folder),
         init_weights_sha256=init_sha256,
     )
