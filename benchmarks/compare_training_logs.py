@@ -123,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         same = "identical" if model["identical_weights"] else "different"
         mine, theirs = model["new"], model["reference"]
         print(
-            f"weights: {same} (sha256 {model['new']['weights_sha256'][:12]}… vs "
-            f"{model['reference']['weights_sha256'][:12]}…); threshold "
-            f"{model['new']['threshold']} vs {model['reference']['threshold']}; "
-            f"min_peak_probability {model['new']['min_peak_probability']} vs "
-            f"{model['reference']['min_peak_probability']}; test particle IoU "
+            f"weights: {same} (sha256 {mine['weights_sha256'][:12]}… vs "
+            f"{theirs['weights_sha256'][:12]}…); threshold "
+            f"{mine['threshold']} vs {theirs['threshold']}; "
+            f"min_peak_probability {mine['min_peak_probability']} vs "
+            f"{theirs['min_peak_probability']}; test particle IoU "
             f"{mine['test_particle_iou']:.3f} vs {theirs['test_particle_iou']:.3f}"
         )
     if args.out:

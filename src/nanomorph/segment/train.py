@@ -44,7 +44,9 @@ from nanomorph.segment.model import (
 )
 from nanomorph.segment.preprocess import (
     PreprocessConfig,
+    PreprocessError,
     block_mean,
+    check_flattening,
     downsample_factor,
     downsample_mask,
     normalize_for_network,
@@ -790,11 +792,11 @@ def with_flattening(
     """
     if flatten_support_px is None:
         return preprocess
-    if not flatten_support_px >= 0:
-        raise TrainingError(
-            f"flatten_support_px must be zero (off) or positive, got {flatten_support_px!r}"
-        )
-    return replace(preprocess, flatten_sigma_px=flatten_support_px or None)
+    try:
+        sigma = check_flattening(flatten_support_px, preprocess.flatten_keep)
+    except PreprocessError as error:
+        raise TrainingError(f"flatten_support_px: {error}") from None
+    return replace(preprocess, flatten_sigma_px=sigma)
 
 
 def train(
