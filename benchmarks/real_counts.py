@@ -57,6 +57,7 @@ def particlespy_rows(
     test_time_flips: bool = False,
     declare_polarity: bool = False,
     flatten_support_px: float | None = None,
+    min_peak_probability: float | None = None,
 ) -> list[dict]:
     """Counts and sizes on the two calibrated ParticleSpy HAADF images (no hand count exists)."""
     from nanomorph.io import read_micrographs
@@ -74,6 +75,7 @@ def particlespy_rows(
             model=model,
             polarity="bright",
             test_time_flips=test_time_flips,
+            min_peak_probability=min_peak_probability,
             flatten_support_px=flatten_support_px,
         )
         params = AnalysisParameters(edge="flag", polarity="bright" if declare_polarity else "auto")
@@ -234,6 +236,14 @@ def main(argv=None) -> int:
         metavar="SIGMA_PX",
         help="override the model's support flattening (0: off; default: the model's setting)",
     )
+    parser.add_argument(
+        "--min-peak-probability",
+        type=float,
+        default=None,
+        metavar="P",
+        help="override the model's confident-region level (0: keep every region; default: the "
+        "model's setting)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--overlays",
@@ -248,6 +258,8 @@ def main(argv=None) -> int:
         parser.error(
             f"--flatten-support must be zero (off) or positive, got {args.flatten_support}"
         )
+    if args.min_peak_probability is not None and not 0 <= args.min_peak_probability <= 1:
+        parser.error(f"--min-peak-probability must be in [0, 1], got {args.min_peak_probability}")
     if not DATA.is_dir():
         print(f"{DATA} not found: nothing to measure", file=sys.stderr)
         return 1
@@ -269,6 +281,7 @@ def main(argv=None) -> int:
             model=args.model,
             polarity=polarity,
             test_time_flips=args.test_time_flips,
+            min_peak_probability=args.min_peak_probability,
             flatten_support_px=args.flatten_support,
         )
         row = count_image(name, segmenter, params, args.pixel_size, args.overlays)
@@ -291,6 +304,7 @@ def main(argv=None) -> int:
         "test_time_flips": args.test_time_flips,
         "declared_polarity": args.declare_polarity,
         "flatten_support_px": args.flatten_support,
+        "min_peak_probability": args.min_peak_probability,
         "segmentation": describe_for_results(segmenter) if rows else None,
         "n_images": len(rows),
         "n_within_25_percent": within,
@@ -315,6 +329,7 @@ def main(argv=None) -> int:
             args.test_time_flips,
             args.declare_polarity,
             args.flatten_support,
+            args.min_peak_probability,
         ),
     }
     for r in summary["particlespy"]:

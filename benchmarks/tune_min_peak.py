@@ -11,6 +11,8 @@ Usage::
 
     python benchmarks/tune_min_peak.py --out benchmarks/results/tune_min_peak.json
     python benchmarks/tune_min_peak.py --cache work/train-r18c/cache/384x384 --write
+    python benchmarks/tune_min_peak.py --test-time-flips \
+        --out benchmarks/results/tune_min_peak_flips.json
 
 Prints one row per level and writes JSON; ``--write`` also stores the chosen level and its record
 in the model's ``config.json``.
@@ -37,9 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes simulating images")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    parser.add_argument(
+        "--test-time-flips",
+        action="store_true",
+        help="score the probabilities averaged over each image and its three flips (the "
+        "segmenter's --test-time-flips); reports the level only, never --write",
+    )
     parser.add_argument("--write", action="store_true", help="store the choice in config.json")
     parser.add_argument("--out", type=Path, help="JSON file for the scores")
     args = parser.parse_args(argv)
+    if args.write and args.test_time_flips:
+        # config.json holds one level, used by every run, and flips are off by default.
+        parser.error("--write stores the level for single-pass inference; drop --test-time-flips")
 
     import torch
 
@@ -73,13 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     model = model.to(device)
     pairs = [
         (item.mask, prob)
-        for item, prob in pool_probabilities(model, pool, preprocess, device, precision)
+        for item, prob in pool_probabilities(
+            model, pool, preprocess, device, precision, test_time_flips=args.test_time_flips
+        )
     ]
     threshold = float(config["threshold"])
     level, scores = min_peak_probability_scores(pairs, threshold)
     seconds = time.perf_counter() - start
 
-    print(f"{folder.name}: {len(pool)} validation images, threshold {threshold:g}, {precision}")
+    flips = ", test-time flips" if args.test_time_flips else ""
+    print(
+        f"{folder.name}: {len(pool)} validation images, threshold {threshold:g}, {precision}{flips}"
+    )
     print(f"{'level':>6s} {'precision':>9s} {'recall':>7s} {'F1':>6s} {'false':>6s} {'missed':>6s}")
     for key, row in scores.items():
         mark = " <- chosen" if key == (level if level is not None else threshold) else ""
@@ -94,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             "model": folder.name,
             "n_validation_images": len(pool),
             "threshold": threshold,
+            "test_time_flips": args.test_time_flips,
             "min_peak_probability": level,
             "tuning": record,
             "seconds": round(seconds, 1),

@@ -121,7 +121,15 @@ def test_compare_training_logs_compares_model_folders(tmp_path):
     assert other["new"]["test_by_scenario"] == {"haadf": 0.70}
 
 
-@pytest.mark.parametrize("option", [("--pixel-size", "0"), ("--flatten-support", "-1")])
+@pytest.mark.parametrize(
+    "option",
+    [
+        ("--pixel-size", "0"),
+        ("--flatten-support", "-1"),
+        ("--min-peak-probability", "1.5"),
+        ("--min-peak-probability", "nan"),
+    ],
+)
 def test_real_counts_refuses_impossible_settings_before_any_work(option, capsys):
     real_counts = _load_real_counts()
     with pytest.raises(SystemExit):

@@ -355,6 +355,26 @@ def test_test_time_flips_average_the_four_flipped_readings(small_model):
     )
 
 
+def test_validation_probabilities_can_average_the_flips_as_the_segmenter_does():
+    from nanomorph.segment.train import PoolImage, pool_probabilities
+
+    rng = np.random.default_rng(3)
+    image = rng.uniform(size=(48, 40)).astype(np.float16)
+    pool = [PoolImage(seed=0, image=image, mask=image > 0.5, scenario="isolated")]
+    preprocess = PreprocessConfig()
+    x = normalize_for_network(image.astype(np.float32), preprocess)
+    cpu = dict(device=torch.device("cpu"), precision="fp32")
+    ((_, one_pass),) = pool_probabilities(ShiftModel(), pool, preprocess, **cpu)
+    ((_, flips),) = pool_probabilities(ShiftModel(), pool, preprocess, **cpu, test_time_flips=True)
+    tiling = dict(tile_size=512, overlap=64, precision="fp32")
+    np.testing.assert_allclose(one_pass, predict_tiled(ShiftModel(), x, **tiling), atol=1e-6)
+    np.testing.assert_allclose(
+        flips, inference_module.predict_flips(ShiftModel(), x, **tiling), atol=1e-6
+    )
+    # The shift model is not flip-equivariant, so the averaged reading really differs.
+    assert np.abs(flips - one_pass).max() > 0.01
+
+
 def test_bf16_inference_is_close_to_fp32(small_model):
     x = normalize_image(disk_image()[0])
     fp32 = predict_tiled(small_model, x, tile_size=128, precision="fp32")

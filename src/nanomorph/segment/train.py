@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from nanomorph.segment.inference import (
     autocast_context,
     keep_confident_regions,
+    predict_flips,
     predict_tiled,
     resolve_device,
     resolve_precision,
@@ -445,11 +446,16 @@ def pool_probabilities(
     device: torch.device,
     precision: str,
     tile_size: int = 512,
+    test_time_flips: bool = False,
 ):
-    """Yield ``(item, probability)`` for pool images, with the inference code's tiling."""
+    """Yield ``(item, probability)`` for pool images, with the inference code's tiling.
+
+    ``test_time_flips`` averages the image and its three flips, as the segmenter's option does.
+    """
+    predict = predict_flips if test_time_flips else predict_tiled
     for item in images:
         x = normalize_for_network(item.image.astype(np.float32), preprocess)
-        prob = predict_tiled(
+        prob = predict(
             model,
             x,
             tile_size=tile_size,
