@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from nanomorph.segment.inference import resolve_device, resolve_precision
-    from nanomorph.segment.model import find_model_folder, load_model
+    from nanomorph.segment.model import find_model_folder, load_model, weights_sha256
     from nanomorph.segment.preprocess import PreprocessConfig
     from nanomorph.segment.train import (
         build_image_cache,
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         result = {
             "model": folder.name,
+            "weights_sha256": weights_sha256(folder),
             "n_validation_images": len(pool),
             "threshold": threshold,
             "test_time_flips": args.test_time_flips,
