@@ -58,6 +58,7 @@ def particlespy_rows(
     declare_polarity: bool = False,
     flatten_support_px: float | None = None,
     min_peak_probability: float | None = None,
+    precision: str = "auto",
 ) -> list[dict]:
     """Counts and sizes on the two calibrated ParticleSpy HAADF images (no hand count exists)."""
     from nanomorph.io import read_micrographs
@@ -74,6 +75,7 @@ def particlespy_rows(
             segmenter_kind,
             model=model,
             polarity="bright",
+            precision=precision,
             test_time_flips=test_time_flips,
             min_peak_probability=min_peak_probability,
             flatten_support_px=flatten_support_px,
@@ -244,6 +246,13 @@ def main(argv=None) -> int:
         help="override the model's confident-region level (0: keep every region; default: the "
         "model's setting)",
     )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="network arithmetic (default auto: bf16 only where the CPU computes it natively); "
+        "recorded in the JSON",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--overlays",
@@ -280,6 +289,7 @@ def main(argv=None) -> int:
             args.segmenter,
             model=args.model,
             polarity=polarity,
+            precision=args.precision,
             test_time_flips=args.test_time_flips,
             min_peak_probability=args.min_peak_probability,
             flatten_support_px=args.flatten_support,
@@ -330,6 +340,7 @@ def main(argv=None) -> int:
             args.declare_polarity,
             args.flatten_support,
             args.min_peak_probability,
+            args.precision,
         ),
     }
     for r in summary["particlespy"]:

@@ -135,3 +135,32 @@ def test_real_counts_refuses_impossible_settings_before_any_work(option, capsys)
     with pytest.raises(SystemExit):
         real_counts.main(list(option))
     assert f"{option[0]} must be" in capsys.readouterr().err
+
+
+def test_real_counts_gives_the_chosen_precision_to_every_segmenter(
+    shared_data, monkeypatch, tmp_path
+):
+    """--precision reaches the hand-counted images and the ParticleSpy rows alike.
+
+    The counts depend on the arithmetic by a few percent (model card), so a result file must say
+    which one made it; the network is swapped for the threshold to keep the test fast.
+    """
+    import json
+
+    import nanomorph.pipeline as pipeline
+
+    if not (shared_data / "supported-catalysts").is_dir():
+        pytest.skip("supported-catalysts images absent")
+    real_counts = _load_real_counts()
+    requested = []
+    make_segmenter = pipeline.make_segmenter
+
+    def threshold_instead(kind="model", **options):
+        requested.append(options.get("precision"))
+        return make_segmenter("threshold", polarity=options.get("polarity", "auto"))
+
+    monkeypatch.setattr(pipeline, "make_segmenter", threshold_instead)
+    out = tmp_path / "counts.json"
+    assert real_counts.main(["--images", "PtCo", "--precision", "fp32", "--out", str(out)]) == 0
+    expected_calls = 1 + len(json.loads(out.read_text())["particlespy"])
+    assert requested == ["fp32"] * expected_calls
