@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from nanomorph.cli import PRECISION_CHOICES
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "supported-catalysts"
 
@@ -248,7 +250,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--precision",
-        choices=("auto", "bf16", "fp32"),
+        choices=PRECISION_CHOICES,
         default="auto",
         help="network arithmetic (default auto: bf16 only where the CPU computes it natively); "
         "recorded in the JSON",
