@@ -25,8 +25,10 @@ from nanomorph.segment.train import (
     augment_intensity,
     choose_threshold,
     lr_factor,
+    bce_dice_loss,
     make_batch,
     min_peak_probability_scores,
+    outline_weights,
     split_of_seed,
     train,
     with_flattening,
@@ -253,6 +255,64 @@ def test_train_cli_passes_the_flattening_to_train(monkeypatch, tmp_path):
     assert main(args) == 0 and seen["flatten_support_px"] is None
     with pytest.raises(SystemExit):
         main([*args, "--flatten-support", "-1"])
+
+
+def test_outline_weights_peak_at_the_outline_on_both_sides_and_fall_to_one():
+    mask = np.zeros((41, 41), bool)
+    mask[10:31, 10:31] = True
+    weights = outline_weights(mask, 4.0, 1.5)
+    row = weights[20]
+    # The pixels either side of the outline carry the same, largest weight.
+    assert row[9] == row[10] == pytest.approx(1 + 4 * np.exp(-0.25 / 4.5))
+    assert row[9] == weights.max()
+    assert row[20] == pytest.approx(1.0, abs=1e-6)  # the centre, 10.5 px inside
+    assert row[0] == pytest.approx(1.0, abs=1e-3)
+    assert np.all(weights >= 1)
+    assert np.array_equal(outline_weights(mask, 0.0, 1.5), np.ones(mask.shape, np.float32))
+    assert np.array_equal(outline_weights(np.zeros((5, 5), bool), 4.0, 1.5), np.ones((5, 5)))
+
+
+def test_weighted_cross_entropy_counts_the_outline_more():
+    target = torch.zeros(1, 1, 48, 48)
+    target[..., 12:36, 12:36] = 1
+    wrong_at_edge = torch.where(target > 0, 3.0, -3.0)
+    wrong_at_edge[..., 12, 12:36] = -3.0  # one outline row wrong
+    plain, _ = bce_dice_loss(wrong_at_edge, target, dice_weight=0.0)
+    heavy = torch.from_numpy(outline_weights(target[0, 0].numpy() > 0, 4.0, 1.0))[None, None]
+    weighted, _ = bce_dice_loss(wrong_at_edge, target, dice_weight=0.0, pixel_weight=heavy)
+    assert float(weighted) > 1.5 * float(plain)
+    ones, _ = bce_dice_loss(wrong_at_edge, target, 0.0, pixel_weight=torch.ones_like(target))
+    assert float(ones) == pytest.approx(float(plain))
+
+
+def test_edge_weighted_training_runs_records_its_setting_and_refuses_other_checkpoints(tmp_path):
+    result = run(tmp_path, steps=8, val_every=4, log_every=2, edge_weight=3.0, edge_sigma_px=1.5)
+    assert result["finished"]
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["training"]["edge_weight"] == 3.0 and config["training"]["edge_sigma_px"] == 1.5
+    with pytest.raises(TrainingError, match="edge_weight"):
+        run(tmp_path, steps=8, val_every=4, log_every=2)
+    with pytest.raises(TrainingError, match="edge_weight"):
+        run(tmp_path / "bad", edge_weight=-1.0)
+
+
+def test_train_cli_passes_the_outline_weighting_to_train(monkeypatch, tmp_path):
+    import nanomorph.segment.train as train_module
+    from nanomorph.cli import main
+
+    seen = {}
+
+    def fake_train(out_dir, **kwargs):
+        seen.update(kwargs)
+        return {"finished": False, "best_val_particle_iou": 0.0, "best_step": 0, "model_dir": ""}
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    args = ["train", "--out", str(tmp_path), "-q"]
+    assert main(args) == 0 and (seen["edge_weight"], seen["edge_sigma_px"]) == (0.0, 1.5)
+    assert main([*args, "--edge-weight", "3", "--edge-sigma", "2"]) == 0
+    assert (seen["edge_weight"], seen["edge_sigma_px"]) == (3.0, 2.0)
+    with pytest.raises(SystemExit):
+        main([*args, "--edge-sigma", "0"])
 
 
 def test_flattening_replaces_only_the_sigma_of_the_initial_models_preprocessing():

@@ -337,6 +337,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             model_name=args.name,
             init_from=args.init,
             flatten_support_px=args.flatten_support,
+            edge_weight=args.edge_weight,
+            edge_sigma_px=args.edge_sigma,
         )
     except TrainingError as exc:
         raise CliError(str(exc)) from None
@@ -535,6 +537,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="train with support flattening: variations broader than a Gaussian of SIGMA_PX "
         "working-grid pixels scaled to 0.3 before the network (0: off; default: the initial "
         "model's setting, else off)",
+    )
+    p.add_argument(
+        "--edge-weight",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="W",
+        help="extra cross-entropy weight of the pixels at particle outlines, 1 + W at the "
+        "outline falling off over --edge-sigma pixels (default 0: every pixel alike)",
+    )
+    p.add_argument(
+        "--edge-sigma",
+        type=_positive_float,
+        default=1.5,
+        metavar="PX",
+        help="width of the outline band --edge-weight emphasises, in working-grid pixels "
+        "(default 1.5)",
     )
     p.add_argument(
         "--export",

@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -147,6 +147,10 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     final_lr_fraction: float = 0.01
     dice_weight: float = 1.0
+    #: Extra cross-entropy weight of the pixels at a particle's outline (0: every pixel alike).
+    edge_weight: float = 0.0
+    #: Width (Gaussian sigma, working-grid pixels) of the band that `edge_weight` emphasises.
+    edge_sigma_px: float = 1.5
     val_every: int = 250
     log_every: int = 10
     precision: str = "auto"
@@ -158,6 +162,11 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
+
+#: Default value of every TrainConfig field (checkpoints written before a field existed).
+TRAIN_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING
+}
 
 # ----------------------------------------------------------------------------------------------
 # The image pool
@@ -367,7 +376,9 @@ def make_batch(
     rng: np.random.Generator,
     aug: AugmentConfig,
     preprocess: PreprocessConfig,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    edge_weight: float = 0.0,
+    edge_sigma_px: float = 1.5,
+) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A batch of augmented, normalised training tiles and their masks.
 
     Parameters
@@ -382,11 +393,15 @@ def make_batch(
         Augmentation ranges.
     preprocess : PreprocessConfig
         Normalisation settings (the same as at inference).
+    edge_weight, edge_sigma_px : float
+        When `edge_weight` > 0, also return each tile's :func:`outline_weights`.
 
     Returns
     -------
     images, masks : torch.Tensor
         float32 tensors of shape (batch_size, 1, tile, tile).
+    weights : torch.Tensor
+        Only when `edge_weight` > 0: per-pixel loss weights of the same shape.
     """
     images, masks = [], []
     for _ in range(batch_size):
@@ -397,7 +412,45 @@ def make_batch(
         masks.append(crop_mask)
     x = torch.from_numpy(np.stack(images)[:, None])
     y = torch.from_numpy(np.stack(masks)[:, None].astype(np.float32))
-    return x, y
+    if edge_weight <= 0:
+        return x, y
+    weights = np.stack([outline_weights(m, edge_weight, edge_sigma_px) for m in masks])
+    return x, y, torch.from_numpy(weights[:, None])
+
+
+def outline_weights(mask: np.ndarray, edge_weight: float, sigma_px: float) -> np.ndarray:
+    """Per-pixel loss weights that emphasise a mask's outlines.
+
+    A pixel at distance ``d`` from the outline (half a pixel beyond the centre of the nearest
+    pixel of the other class, on either side) gets ``1 + edge_weight * exp(-d**2 / (2
+    sigma_px**2))``.  The same on both sides, so it does not move where the loss puts the
+    outline; it makes a misplaced outline cost as much on a particle of a few pixels, which is
+    nearly all outline, as the many interior pixels of a large particle earn.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        2-D particle mask.
+    edge_weight : float
+        Extra weight at the outline (0: all ones).
+    sigma_px : float
+        Width of the emphasised band in pixels.
+
+    Returns
+    -------
+    ndarray of float32
+        Weights >= 1, of the mask's shape.
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask, dtype=bool)
+    if edge_weight <= 0 or mask.all() or not mask.any():
+        return np.ones(mask.shape, dtype=np.float32)
+    distance = np.where(
+        mask, ndimage.distance_transform_edt(mask), ndimage.distance_transform_edt(~mask)
+    )
+    band = np.exp(-((distance - 0.5) ** 2) / (2.0 * sigma_px**2))
+    return (1.0 + edge_weight * band).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -405,7 +458,10 @@ def make_batch(
 
 
 def bce_dice_loss(
-    logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    dice_weight: float = 1.0,
+    pixel_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Binary cross-entropy plus soft Dice loss over the whole batch.
 
@@ -415,6 +471,9 @@ def bce_dice_loss(
         Particle logits and 0/1 targets of equal shape.
     dice_weight : float
         Weight of the Dice term.
+    pixel_weight : torch.Tensor, optional
+        Per-pixel weights of the cross-entropy (e.g. :func:`outline_weights`), normalised by
+        their sum so the loss keeps its scale; the Dice term is not weighted.
 
     Returns
     -------
@@ -424,7 +483,11 @@ def bce_dice_loss(
         ``bce`` and ``dice`` values.
     """
     logits = logits.float()
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+    if pixel_weight is None:
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+    else:
+        per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        bce = (per_pixel * pixel_weight).sum() / pixel_weight.sum()
     prob = torch.sigmoid(logits)
     dice = 1.0 - (2.0 * (prob * target).sum() + 1.0) / (prob.sum() + target.sum() + 1.0)
     return bce + dice_weight * dice, {"bce": float(bce.detach()), "dice": float(dice.detach())}
@@ -832,6 +895,8 @@ def train(
     stop_after_steps: int | None = None,
     init_from: str | Path | None = None,
     flatten_support_px: float | None = None,
+    edge_weight: float = 0.0,
+    edge_sigma_px: float = 1.5,
 ) -> dict[str, Any]:
     """Train the segmentation network on simulated micrographs.
 
@@ -890,6 +955,9 @@ def train(
         Train with the support flattened at this Gaussian sigma in working-grid pixels (0: not
         flattened), replacing only ``flatten_sigma_px`` of the preprocessing otherwise used
         (``preprocess``, else the initial model's, else the default). None changes nothing.
+    edge_weight, edge_sigma_px : float
+        Extra cross-entropy weight of the pixels at the outlines, in a band of Gaussian width
+        `edge_sigma_px` (:func:`outline_weights`); 0 weights every pixel alike.
 
     Returns
     -------
@@ -909,6 +977,10 @@ def train(
         raise TrainingError(f"tile_size must be a multiple of 32, got {tile_size}")
     if n_images < 5:
         raise TrainingError(f"n_images must be at least 5 for a 60/20/20 split, got {n_images}")
+    if not (math.isfinite(edge_weight) and edge_weight >= 0):
+        raise TrainingError(f"edge_weight must be a number >= 0, got {edge_weight}")
+    if not (math.isfinite(edge_sigma_px) and edge_sigma_px > 0):
+        raise TrainingError(f"edge_sigma_px must be a number > 0, got {edge_sigma_px}")
     if n_threads:
         torch.set_num_threads(n_threads)
     init_model, init_folder, init_sha256 = None, None, None
@@ -934,6 +1006,8 @@ def train(
         val_every=val_every,
         log_every=log_every,
         precision=precision,
+        edge_weight=float(edge_weight),
+        edge_sigma_px=float(edge_sigma_px),
         model_name=model_name,
         augment=augment or AugmentConfig(),
         preprocess=preprocess,
@@ -991,8 +1065,11 @@ def train(
             "arch",
             "encoder",
             "init_weights_sha256",
+            "edge_weight",
+            "edge_sigma_px",
         ):
-            if saved.get(key) != settings_dict[key]:
+            # Checkpoints from before a setting existed were made with its default.
+            if saved.get(key, TRAIN_DEFAULTS.get(key)) != settings_dict[key]:
                 raise TrainingError(
                     f"checkpoint {checkpoint_path} was made with {key}={saved.get(key)!r}, not "
                     f"{settings_dict[key]!r}; use another out_dir or resume=False"
@@ -1037,15 +1114,23 @@ def train(
     bar = tqdm(total=steps, initial=step, desc="training", disable=not progress)
     running: list[float] = []
     while step < steps:
-        x, y = make_batch(
-            train_pool, batch_size, tile_size, rng, settings.augment, settings.preprocess
+        x, y, *weight = make_batch(
+            train_pool,
+            batch_size,
+            tile_size,
+            rng,
+            settings.augment,
+            settings.preprocess,
+            settings.edge_weight,
+            settings.edge_sigma_px,
         )
         x, y = x.to(device_), y.to(device_)
+        pixel_weight = weight[0].to(device_) if weight else None
         if device_.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast_context(device_, precision):
             logits = model(x)
-        loss, parts = bce_dice_loss(logits, y, settings.dice_weight)
+        loss, parts = bce_dice_loss(logits, y, settings.dice_weight, pixel_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
