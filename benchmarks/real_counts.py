@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from nanomorph.cli import PRECISION_CHOICES
+from nanomorph.cli import PRECISION_CHOICES, non_negative_float, positive_float, probability
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "supported-catalysts"
@@ -217,7 +217,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument(
         "--pixel-size",
-        type=float,
+        type=positive_float,
         default=0.1,
         help="nominal nm/px (images are uncalibrated; default 0.1)",
     )
@@ -235,14 +235,14 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--flatten-support",
-        type=float,
+        type=non_negative_float,
         default=None,
         metavar="SIGMA_PX",
         help="override the model's support flattening (0: off; default: the model's setting)",
     )
     parser.add_argument(
         "--min-peak-probability",
-        type=float,
+        type=probability,
         default=None,
         metavar="P",
         help="override the model's confident-region level (0: keep every region; default: the "
@@ -263,14 +263,6 @@ def main(argv=None) -> int:
         help="folder for overlay PNGs to look at (not committed)",
     )
     args = parser.parse_args(argv)
-    if not args.pixel_size > 0:
-        parser.error(f"--pixel-size must be positive, got {args.pixel_size}")
-    if args.flatten_support is not None and not args.flatten_support >= 0:
-        parser.error(
-            f"--flatten-support must be zero (off) or positive, got {args.flatten_support}"
-        )
-    if args.min_peak_probability is not None and not 0 <= args.min_peak_probability <= 1:
-        parser.error(f"--min-peak-probability must be in [0, 1], got {args.min_peak_probability}")
     if not DATA.is_dir():
         print(f"{DATA} not found: nothing to measure", file=sys.stderr)
         return 1

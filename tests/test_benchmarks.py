@@ -134,7 +134,7 @@ def test_real_counts_refuses_impossible_settings_before_any_work(option, capsys)
     real_counts = _load_real_counts()
     with pytest.raises(SystemExit):
         real_counts.main(list(option))
-    assert f"{option[0]} must be" in capsys.readouterr().err
+    assert f"argument {option[0]}: expected" in capsys.readouterr().err
 
 
 def test_real_counts_gives_the_chosen_precision_to_every_segmenter(

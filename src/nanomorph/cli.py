@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
@@ -22,34 +22,29 @@ class CliError(Exception):
     """An error worth one line on stderr and a non-zero exit, never a traceback."""
 
 
-def _positive_float(text: str) -> float:
+def _float_argument(text: str, accept: Callable[[float], bool], expected: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not accept(value):  # NaN fails every test
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text!r}")
-    return value
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    return _float_argument(text, lambda v: v > 0, "a positive number")
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
-    return value
+def non_negative_float(text: str) -> float:
+    """argparse type: a number >= 0."""
+    return _float_argument(text, lambda v: v >= 0, "a number of at least 0")
+
+
+def probability(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    return _float_argument(text, lambda v: 0.0 <= v <= 1.0, "a probability between 0 and 1")
 
 
 def _add_segmenter_options(p: argparse.ArgumentParser, evaluation: bool = False) -> None:
@@ -95,14 +90,14 @@ def _add_segmenter_options(p: argparse.ArgumentParser, evaluation: bool = False)
     )
     p.add_argument(
         "--min-peak-probability",
-        type=_probability,
+        type=probability,
         metavar="P",
         help="drop network regions whose highest particle probability stays below P (default: "
         "the model's value, chosen on its validation split; 0 keeps every region)",
     )
     p.add_argument(
         "--flatten-support",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="SIGMA_PX",
         help="scale down intensity variations broader than a Gaussian of SIGMA_PX working-grid "
         "pixels before the network, for small particles on bright, cloudy supports (default: "
@@ -478,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--pixel-size",
-        type=_positive_float,
+        type=positive_float,
         metavar="NM",
         help="pixel size in nm; overrides the file's calibration",
     )
@@ -532,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--flatten-support",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="SIGMA_PX",
         help="train with support flattening: variations broader than a Gaussian of SIGMA_PX "
         "working-grid pixels scaled to 0.3 before the network (0: off; default: the initial "
@@ -540,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--edge-weight",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         metavar="W",
         help="extra cross-entropy weight of the pixels at particle outlines, 1 + W at the "
@@ -548,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--edge-sigma",
-        type=_positive_float,
+        type=positive_float,
         default=1.5,
         metavar="PX",
         help="width of the outline band --edge-weight emphasises, in working-grid pixels "
