@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nanomorph.cli import PRECISION_CHOICES
+
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 OUTPUT_STRIDE = 4  # DeepLabV3+ (smp) predicts at a quarter of its input's resolution
 
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model name or folder (default: the shipped model)")
     parser.add_argument("--n", type=int, default=20, help="images per scenario (default 20)")
     parser.add_argument("--seed", type=int, default=20240601, help="test-set seed")
-    parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES)
     parser.add_argument("--head-ceiling", action="store_true", help="also fit coarse logits")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     args = parser.parse_args(argv)
