@@ -238,7 +238,9 @@ def test_flattened_batches_lose_a_ramp_but_keep_the_particles():
     assert agreement(PreprocessConfig(flatten_sigma_px=6)) > agreement(PreprocessConfig()) + 0.05
 
 
-def test_train_cli_passes_the_flattening_to_train(monkeypatch, tmp_path):
+@pytest.fixture
+def train_cli(monkeypatch):
+    """`nanomorph train` with train() replaced: returns (main, the keyword arguments it got)."""
     import nanomorph.segment.train as train_module
     from nanomorph.cli import main
 
@@ -249,6 +251,11 @@ def test_train_cli_passes_the_flattening_to_train(monkeypatch, tmp_path):
         return {"finished": False, "best_val_particle_iou": 0.0, "best_step": 0, "model_dir": ""}
 
     monkeypatch.setattr(train_module, "train", fake_train)
+    return main, seen
+
+
+def test_train_cli_passes_the_flattening_to_train(train_cli, tmp_path):
+    main, seen = train_cli
     args = ["train", "--out", str(tmp_path), "--init", "nanomorph-deeplabv3plus-r18", "-q"]
     assert main([*args, "--flatten-support", "24"]) == 0
     assert seen["flatten_support_px"] == 24 and seen["init_from"] == "nanomorph-deeplabv3plus-r18"
@@ -296,17 +303,8 @@ def test_edge_weighted_training_runs_records_its_setting_and_refuses_other_check
         run(tmp_path / "bad", edge_weight=-1.0)
 
 
-def test_train_cli_passes_the_outline_weighting_to_train(monkeypatch, tmp_path):
-    import nanomorph.segment.train as train_module
-    from nanomorph.cli import main
-
-    seen = {}
-
-    def fake_train(out_dir, **kwargs):
-        seen.update(kwargs)
-        return {"finished": False, "best_val_particle_iou": 0.0, "best_step": 0, "model_dir": ""}
-
-    monkeypatch.setattr(train_module, "train", fake_train)
+def test_train_cli_passes_the_outline_weighting_to_train(train_cli, tmp_path):
+    main, seen = train_cli
     args = ["train", "--out", str(tmp_path), "-q"]
     assert main(args) == 0 and (seen["edge_weight"], seen["edge_sigma_px"]) == (0.0, 1.5)
     assert main([*args, "--edge-weight", "3", "--edge-sigma", "2"]) == 0

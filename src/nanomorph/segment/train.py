@@ -376,9 +376,7 @@ def make_batch(
     rng: np.random.Generator,
     aug: AugmentConfig,
     preprocess: PreprocessConfig,
-    edge_weight: float = 0.0,
-    edge_sigma_px: float = 1.5,
-) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of augmented, normalised training tiles and their masks.
 
     Parameters
@@ -393,15 +391,11 @@ def make_batch(
         Augmentation ranges.
     preprocess : PreprocessConfig
         Normalisation settings (the same as at inference).
-    edge_weight, edge_sigma_px : float
-        When `edge_weight` > 0, also return each tile's :func:`outline_weights`.
 
     Returns
     -------
     images, masks : torch.Tensor
         float32 tensors of shape (batch_size, 1, tile, tile).
-    weights : torch.Tensor
-        Only when `edge_weight` > 0: per-pixel loss weights of the same shape.
     """
     images, masks = [], []
     for _ in range(batch_size):
@@ -412,10 +406,7 @@ def make_batch(
         masks.append(crop_mask)
     x = torch.from_numpy(np.stack(images)[:, None])
     y = torch.from_numpy(np.stack(masks)[:, None].astype(np.float32))
-    if edge_weight <= 0:
-        return x, y
-    weights = np.stack([outline_weights(m, edge_weight, edge_sigma_px) for m in masks])
-    return x, y, torch.from_numpy(weights[:, None])
+    return x, y
 
 
 def outline_weights(mask: np.ndarray, edge_weight: float, sigma_px: float) -> np.ndarray:
@@ -1114,18 +1105,17 @@ def train(
     bar = tqdm(total=steps, initial=step, desc="training", disable=not progress)
     running: list[float] = []
     while step < steps:
-        x, y, *weight = make_batch(
-            train_pool,
-            batch_size,
-            tile_size,
-            rng,
-            settings.augment,
-            settings.preprocess,
-            settings.edge_weight,
-            settings.edge_sigma_px,
+        x, y = make_batch(
+            train_pool, batch_size, tile_size, rng, settings.augment, settings.preprocess
         )
+        pixel_weight = None
+        if settings.edge_weight > 0:
+            weights = [
+                outline_weights(tile[0].numpy() > 0.5, settings.edge_weight, settings.edge_sigma_px)
+                for tile in y
+            ]
+            pixel_weight = torch.from_numpy(np.stack(weights)[:, None]).to(device_)
         x, y = x.to(device_), y.to(device_)
-        pixel_weight = weight[0].to(device_) if weight else None
         if device_.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast_context(device_, precision):
