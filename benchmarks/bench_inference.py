@@ -8,10 +8,12 @@ Each (size, setting) runs in a fresh subprocess so that its peak resident memory
 own.  Prints a table and writes ``benchmarks/results/inference.json``.
 
     python benchmarks/bench_inference.py [--sizes 1024 2048 4096] [--repeats 2] [--threads 2]
-        [--precisions fp32 bf16 fp32-flips]
+        [--precisions fp32 bf16 fp32-flips] [--model NAME|PATH] [--out FILE]
 
-The network has random weights (speed does not depend on them); the whole
-:meth:`NetworkSegmenter.predict_proba` path is timed: normalisation, tiling, blending.
+By default the network is the default architecture with random weights (speed does not depend on
+them); ``--model`` times a model folder's own network and settings instead (another
+architecture, say). The whole :meth:`NetworkSegmenter.predict_proba` path is timed:
+normalisation, tiling, blending.
 """
 
 from __future__ import annotations
@@ -28,14 +30,15 @@ RESULTS = Path(__file__).resolve().parent / "results" / "inference.json"
 WORKER = r"""
 import json, resource, sys, time
 import numpy as np, torch
-size, setting, threads, repeats = sys.argv[1:5]
+size, setting, threads, repeats, model = sys.argv[1:6]
 size, threads, repeats = int(size), int(threads), int(repeats)
 precision, flips = setting.removesuffix("-flips"), setting.endswith("-flips")
 torch.set_num_threads(threads)
 from nanomorph.segment.inference import NetworkSegmenter
-from nanomorph.segment.model import build_model, default_config
+from nanomorph.segment.model import build_model, default_config, load_model
 torch.manual_seed(0)
-segmenter = NetworkSegmenter(build_model().eval(), default_config(), device="cpu",
+network, config = load_model(model) if model else (build_model().eval(), default_config())
+segmenter = NetworkSegmenter(network, config, device="cpu",
                              precision=precision, test_time_flips=flips)
 segmenter.channels_last = precision == "bf16"
 if not segmenter.channels_last:
@@ -60,10 +63,10 @@ SETTINGS = {
 DEFAULT_SETTINGS = ("fp32", "bf16")
 
 
-def run_one(size: int, precision: str, threads: int, repeats: int) -> dict:
+def run_one(size: int, precision: str, threads: int, repeats: int, model: str = "") -> dict:
     """Time one configuration in a subprocess and return its JSON record."""
     out = subprocess.run(
-        [sys.executable, "-c", WORKER, str(size), precision, str(threads), str(repeats)],
+        [sys.executable, "-c", WORKER, str(size), precision, str(threads), str(repeats), model],
         capture_output=True,
         text=True,
         check=True,
@@ -85,6 +88,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="settings to time (emulated bf16 at 4096² takes minutes; fp32-flips: "
         "--test-time-flips)",
     )
+    parser.add_argument(
+        "--model",
+        default="",
+        metavar="NAME|PATH",
+        help="time this model folder's network (default: the default architecture, random weights)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -94,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'size':>6} {'setting':<32} {'seconds':>8} {'peak RSS MB':>12}")
     for size in args.sizes:
         for precision in args.precisions:
-            record = run_one(size, precision, args.threads, args.repeats)
+            record = run_one(size, precision, args.threads, args.repeats, args.model)
             record["setting_name"] = SETTINGS[precision]
             records.append(record)
             print(
@@ -105,8 +114,17 @@ def main(argv: list[str] | None = None) -> dict:
     from nanomorph.segment.inference import native_bf16, resolve_precision
 
     cpu = torch.device("cpu")
+    network = "DeepLabV3+/ResNet-18, random weights"
+    if args.model:
+        from nanomorph.segment.model import find_model_folder
+
+        config = json.loads((find_model_folder(args.model) / "config.json").read_text())
+        options = config.get("architecture_options")
+        network = f"{config['name']}: {config['architecture']}/{config['encoder']}" + (
+            f" {options}" if options else ""
+        )
     result = {
-        "benchmark": "segmentation inference, DeepLabV3+/ResNet-18, NetworkSegmenter.predict_proba",
+        "benchmark": f"segmentation inference, {network}, NetworkSegmenter.predict_proba",
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native_bf16": native_bf16(cpu),
         "auto_precision": resolve_precision("auto", cpu),

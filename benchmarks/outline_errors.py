@@ -6,7 +6,10 @@ and added outline pixels (`nanomorph.segment.metrics.pixel_error_breakdown`), gi
 every outline corrected, and the IoU at other probability thresholds. With ``--head-ceiling`` it
 also fits logits on a grid as coarse as DeepLabV3+'s output (a quarter of the network's input,
 which is itself block-averaged for fine pixel sizes) to the exact mask through bilinear
-upsampling: the IoU that output resolution allows, whatever the network learns.
+upsampling: the IoU that output resolution allows, whatever the network learns. It also scores
+the exact mask with its whole outline moved by one pixel, outwards and inwards (a dilation or
+erosion by the 4-connected cross): what an edge error of a single pixel costs at each scenario's
+particle sizes.
 
 Usage::
 
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
+    from scipy.ndimage import binary_dilation, binary_erosion
 
     from nanomorph.outputs import write_json
     from nanomorph.segment.evaluate import simulated_test_set
@@ -83,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(PIXEL_ERROR_KINDS, 0))
     by_threshold: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((len(THRESHOLDS), 2)))
     ceiling: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(2))
+    one_pixel: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((2, 2)))
     n_images: dict[str, int] = defaultdict(int)
     start = time.perf_counter()
     for item in simulated_test_set(seed=args.seed, n_per_scenario=args.n):
@@ -99,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             stride = OUTPUT_STRIDE * downsample_factor(item.pixel_size_nm, segmenter.preprocess)
             mask = head_ceiling_mask(truth, stride)
             ceiling[item.scenario] += [(mask & truth).sum(), (mask | truth).sum()]
+        for k, moved in enumerate((binary_dilation(truth), binary_erosion(truth))):
+            one_pixel[item.scenario][k] += [(moved & truth).sum(), (moved | truth).sum()]
         n_images[item.scenario] += 1
 
     rows = []
@@ -109,20 +116,24 @@ def main(argv: list[str] | None = None) -> int:
         row["particle_iou_by_threshold"] = {
             f"{t:.2f}": float(pooled[k, 0] / pooled[k, 1]) for k, t in enumerate(THRESHOLDS)
         }
+        moved = one_pixel[scenario]
+        row["iou_outline_one_pixel_out"] = float(moved[0, 0] / moved[0, 1])
+        row["iou_outline_one_pixel_in"] = float(moved[1, 0] / moved[1, 1])
         if args.head_ceiling:
             row["head_resolution_iou_ceiling"] = float(ceiling[scenario][0] / ceiling[scenario][1])
         rows.append(row)
 
     header = (
         f"{'scenario':26s} {'IoU':>6s} {'missed':>7s} {'edge-':>6s} {'false':>6s} "
-        f"{'edge+':>6s} {'perfect outlines':>16s}"
+        f"{'edge+':>6s} {'perfect outlines':>16s} {'1 px out':>8s} {'1 px in':>7s}"
     )
     print(header + ("  head ceiling" if args.head_ceiling else ""))
     for row in rows:
         line = (
             f"{row['scenario']:26s} {row['particle_iou']:6.3f} {row['missed_particles']:7.3f} "
             f"{row['edge_missed']:6.3f} {row['false_regions']:6.3f} {row['edge_added']:6.3f} "
-            f"{row['iou_with_perfect_outlines']:16.3f}"
+            f"{row['iou_with_perfect_outlines']:16.3f} {row['iou_outline_one_pixel_out']:8.3f} "
+            f"{row['iou_outline_one_pixel_in']:7.3f}"
         )
         if args.head_ceiling:
             line += f"  {row['head_resolution_iou_ceiling']:12.3f}"

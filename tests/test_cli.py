@@ -228,6 +228,26 @@ def test_evaluate_with_the_exact_mask_scores_the_analysis_alone(tmp_path, capsys
     assert "isolated" in capsys.readouterr().out
 
 
+def test_evaluate_fixes_simulation_settings_and_refuses_unknown_ones(tmp_path, capsys):
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--segmenter", "truth", "--scenarios", "isolated", "--n", "1"]
+    argv += ["--shape", "64", "64", "-q", "--out", str(out)]
+    settings = ["--simulation-setting", "dose=1e7", "--simulation-setting", "jpeg_quality=null"]
+    assert main([*argv, *settings]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["simulation_overrides"] == {"dose": 1e7, "jpeg_quality": None}
+    capsys.readouterr()
+    for bad in ("dosee=3", "dose=abc"):
+        assert main([*argv, "--simulation-setting", bad]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("nanomorph: error: --simulation-setting")
+        assert len(error.splitlines()) == 1
+    with pytest.raises(SystemExit):
+        main([*argv, "--simulation-setting", "dose"])
+    assert main([*argv[:4], "isolatd", *argv[5:]]) == 2
+    assert "unknown scenario 'isolatd'" in capsys.readouterr().err
+
+
 def test_evaluate_with_declared_polarity_keeps_the_true_particles(tmp_path):
     """On the exact mask every particle has its modality's contrast, in both modalities."""
     recalls = {}

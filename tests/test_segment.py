@@ -608,6 +608,37 @@ def test_a_scenario_has_the_same_test_images_whatever_else_is_evaluated():
         list(evaluate_module.simulated_test_set(("isolatd",), n_per_scenario=1))
 
 
+def test_simulation_overrides_record_the_same_scenes_otherwise():
+    # A noiseless copy of the test set: the same particles (mask), another recording.
+    drawn = list(evaluate_module.simulated_test_set(("isolated", "haadf"), n_per_scenario=1))
+    quiet = list(
+        evaluate_module.simulated_test_set(
+            ("isolated", "haadf"), n_per_scenario=1, overrides={"dose": 1e7, "read_noise": 0.0}
+        )
+    )
+    for before, after in zip(drawn, quiet, strict=True):
+        np.testing.assert_array_equal(after.mask, before.mask)
+        assert after.pixel_size_nm == before.pixel_size_nm
+        assert (after.params["dose"], after.params["read_noise"]) == (1e7, 0.0)
+        assert not np.array_equal(after.image, before.image)
+    result = evaluate_module.evaluate(
+        evaluate_module.TRUTH,
+        scenarios=("isolated",),
+        n_per_scenario=1,
+        shape=(64, 64),
+        progress=False,
+        simulation_overrides={"dose": 1e7},
+    )
+    assert result["simulation_overrides"] == {"dose": 1e7}
+    with pytest.raises(evaluate_module.EvaluationError, match="dataset"):
+        evaluate_module.evaluate(
+            evaluate_module.TRUTH,
+            dataset=_disk_dataset(),
+            progress=False,
+            simulation_overrides={"dose": 1e7},
+        )
+
+
 def _merged_pair_dataset():
     # Two overlapping disks: one region in the mask, two particles in the instance map.
     from skimage.measure import label

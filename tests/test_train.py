@@ -178,6 +178,51 @@ def test_fine_tuning_refuses_another_architecture(tmp_path):
         run(tmp_path / "other", steps=4, init_from=tmp_path / "missing")
 
 
+def test_a_new_decoder_on_a_trained_encoder_takes_only_the_encoder(tmp_path):
+    run(tmp_path / "base", steps=4, val_every=4)  # a U-Net on a MobileNetV2 encoder
+    base_dir = tmp_path / "base" / "model"
+    # An FPN on the same encoder, at a learning rate of zero: the encoder's weights are the base
+    # model's, the decoder's its own.
+    run(tmp_path / "fpn", steps=2, val_every=2, lr=0.0, arch="fpn", init_encoder_from=base_dir)
+    state = torch.load(tmp_path / "fpn" / "checkpoint.pt", weights_only=False)
+    assert state["settings"]["init_encoder_only"] is True
+    assert state["settings"]["init_from"] == str(base_dir.resolve())
+    initial = load_segmenter(base_dir, device="cpu").model
+    for name, value in initial.encoder.named_parameters():
+        torch.testing.assert_close(state["model"][f"encoder.{name}"], value.detach())
+    config = json.loads((tmp_path / "fpn" / "model" / "config.json").read_text())
+    assert config["architecture"] == "fpn" and config["training"]["init_encoder_only"] is True
+    with pytest.raises(TrainingError, match="cannot take the encoder"):
+        run(tmp_path / "r18", steps=2, encoder="resnet18", init_encoder_from=base_dir)
+    with pytest.raises(TrainingError, match="not both"):
+        run(tmp_path / "both", steps=2, init_from=base_dir, init_encoder_from=base_dir)
+
+
+def test_architecture_options_reach_the_network_and_the_model_folder(tmp_path):
+    narrow = {"decoder_channels": [32, 16, 8, 8, 4]}
+    assert run(tmp_path, steps=2, val_every=2, arch_options=narrow)["finished"]
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["architecture_options"] == narrow
+    model = load_segmenter(tmp_path / "model", device="cpu").model
+    assert model.segmentation_head[0].in_channels == 4
+    # a resumed run must build the same network
+    with pytest.raises(TrainingError, match="arch_options"):
+        run(tmp_path, steps=2, val_every=2)
+    with pytest.raises(TrainingError, match="decoder_channels"):
+        run(tmp_path / "bad", steps=2, arch_options={"decoder_channels": [8, 4]})
+
+
+def test_train_cli_passes_the_decoder_and_the_encoder_to_start_from(train_cli, tmp_path):
+    main, seen = train_cli
+    args = ["train", "--out", str(tmp_path), "--arch", "unet", "-q"]
+    assert main(args) == 0
+    assert seen["arch_options"] is None and seen["init_encoder_from"] is None
+    more = ["--decoder-channels", "128", "64", "32", "16", "8", "--init-encoder", "some-model"]
+    assert main([*args, *more]) == 0
+    assert seen["arch_options"] == {"decoder_channels": [128, 64, 32, 16, 8]}
+    assert seen["init_encoder_from"] == "some-model"
+
+
 def test_split_is_60_20_20_by_image_seed():
     splits = [split_of_seed(s) for s in range(100)]
     assert splits.count("train") == 60

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 
@@ -45,6 +47,17 @@ def non_negative_float(text: str) -> float:
 def probability(text: str) -> float:
     """argparse type: a number in [0, 1]."""
     return _float_argument(text, lambda v: 0.0 <= v <= 1.0, "a probability between 0 and 1")
+
+
+def simulation_setting(text: str) -> tuple[str, Any]:
+    """argparse type: ``KEY=VALUE``, the value read as JSON (``1e7``, ``null``) or else as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 def _add_segmenter_options(p: argparse.ArgumentParser, evaluation: bool = False) -> None:
@@ -334,6 +347,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             flatten_support_px=args.flatten_support,
             edge_weight=args.edge_weight,
             edge_sigma_px=args.edge_sigma,
+            arch_options={"decoder_channels": args.decoder_channels}
+            if args.decoder_channels
+            else None,
+            init_encoder_from=args.init_encoder,
         )
     except TrainingError as exc:
         raise CliError(str(exc)) from None
@@ -379,9 +396,22 @@ def _evaluation_segmenter(args: argparse.Namespace):
         raise CliError(str(exc)) from None
 
 
+def _check_simulation_settings(overrides: dict[str, Any], scenarios: Sequence[str]) -> None:
+    """Fail in one line before a long evaluation if a setting is unknown or unusable."""
+    from .simulate import SCENARIOS, simulate_micrograph
+
+    for scenario in (s for s in scenarios if s in SCENARIOS):
+        try:  # a tiny image draws every setting the test images use
+            simulate_micrograph(0, shape=(32, 32), scenario=scenario, **overrides)
+        except Exception as exc:  # noqa: BLE001 - any failure of a value is the user's to fix
+            settings = " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
+            raise CliError(f"--simulation-setting {settings}: {exc}") from None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import AnalysisParameters, postprocess
     from .segment.evaluate import DEFAULT_SCENARIOS, evaluate
+    from .simulate import UnknownScenarioError
 
     segmenter = _evaluation_segmenter(args)
     params = AnalysisParameters()
@@ -412,19 +442,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 _, separation = postprocess(mask, item.pixel_size_nm, settings, image=item.image)
                 return separation.labels
 
-    result = evaluate(
-        segmenter,
-        scenarios=args.scenarios or DEFAULT_SCENARIOS,
-        seed=args.seed,
-        n_per_scenario=args.n,
-        out_dir=args.out,
-        shape=tuple(args.shape),
-        instances_fn=instances_fn,
-        item_instances_fn=item_instances_fn,
-        name=args.segmenter if args.segmenter != "model" else str(args.model or "model"),
-        progress=not args.quiet,
-        segmentation=_segmentation_record(segmenter),
-    )
+    overrides = dict(args.simulation_setting)
+    if overrides:
+        _check_simulation_settings(overrides, args.scenarios or DEFAULT_SCENARIOS)
+    try:
+        result = evaluate(
+            segmenter,
+            scenarios=args.scenarios or DEFAULT_SCENARIOS,
+            seed=args.seed,
+            n_per_scenario=args.n,
+            out_dir=args.out,
+            shape=tuple(args.shape),
+            instances_fn=instances_fn,
+            item_instances_fn=item_instances_fn,
+            name=args.segmenter if args.segmenter != "model" else str(args.model or "model"),
+            progress=not args.quiet,
+            segmentation=_segmentation_record(segmenter),
+            simulation_overrides=overrides or None,
+        )
+    except UnknownScenarioError as exc:
+        raise CliError(str(exc)) from None
     print(
         f"{'scenario':26s} {'particle IoU':>12s} {'recall':>7s} {'precision':>9s} "
         f"{'mean d error':>12s}"
@@ -526,6 +563,21 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. the shipped nanomorph-deeplabv3plus-r18)",
     )
     p.add_argument(
+        "--init-encoder",
+        metavar="NAME|PATH",
+        help="start the encoder from this model's encoder (any architecture with the same "
+        "encoder, e.g. a U-Net on the shipped DeepLabV3+'s ResNet-18); the decoder starts "
+        "from random weights",
+    )
+    p.add_argument(
+        "--decoder-channels",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="decoder widths of the architecture (smp's decoder_channels; U-Net: five, "
+        "e.g. 128 64 32 16 8, lighter than its default 256 128 64 32 16)",
+    )
+    p.add_argument(
         "--flatten-support",
         type=non_negative_float,
         metavar="SIGMA_PX",
@@ -576,6 +628,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="tell the analysis each simulated image's polarity (from its modality), as a user "
         "who declares bright field or HAADF would: particles of the wrong contrast are dropped",
+    )
+    p.add_argument(
+        "--simulation-setting",
+        type=simulation_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a simulation setting for every test image (repeatable; VALUE as JSON, e.g. "
+        "dose=1e7, jpeg_quality=null): the same scenes recorded otherwise",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)

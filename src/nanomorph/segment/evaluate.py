@@ -68,6 +68,7 @@ def simulated_test_set(
     seed: int = 20240601,
     n_per_scenario: int = 10,
     shape: tuple[int, int] = (512, 512),
+    overrides: dict[str, Any] | None = None,
 ) -> Iterable[Any]:
     """Simulated micrographs for evaluation, ``n_per_scenario`` of each scenario.
 
@@ -86,6 +87,12 @@ def simulated_test_set(
         Images per scenario.
     shape : tuple of int
         Image shape in pixels.
+    overrides : dict, optional
+        Simulation settings fixed for every image (``simulate_micrograph``'s overrides, e.g.
+        ``{"dose": 1e7}``). They replace the drawn values after the drawing, so each image keeps
+        the scene of the same image without them (the same particles, support and optics); what
+        follows from the recorded image changes with it, such as the simulator's boost of
+        particles it finds too faint in it.
 
     Yields
     ------
@@ -101,7 +108,10 @@ def simulated_test_set(
         k = SCENARIOS.index(scenario)
         for i in range(n_per_scenario):
             yield simulate_micrograph(
-                np.random.SeedSequence([seed, k, i]), shape=shape, scenario=scenario
+                np.random.SeedSequence([seed, k, i]),
+                shape=shape,
+                scenario=scenario,
+                **(overrides or {}),
             )
 
 
@@ -204,6 +214,7 @@ def evaluate(
     progress: bool = True,
     item_instances_fn: Callable[[np.ndarray, Any], np.ndarray] | None = None,
     segmentation: dict[str, Any] | None = None,
+    simulation_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score a segmenter per scenario: pixel classes, particles found and their diameters.
 
@@ -236,6 +247,10 @@ def evaluate(
         more of the test image than its pixel size (its ``image`` or ``modality``).
     segmentation : dict, optional
         How the segmenter was set up (its ``describe()``), recorded as ``segmentation``.
+    simulation_overrides : dict, optional
+        Simulation settings fixed for every test image (see :func:`simulated_test_set`), e.g.
+        the dose, to score the same scenes under other recording conditions; recorded as
+        ``simulation_overrides``. Not allowed with ``dataset``.
     iou_threshold : float
         Minimum IoU of a matched particle pair.
     name : str
@@ -263,8 +278,10 @@ def evaluate(
         if isinstance(given, str) and given != TRUTH:
             raise EvaluationError(f"{what} must be a callable or {TRUTH!r}, got {given!r}")
     instances_fn = instances_fn or connected_components
+    if dataset is not None and simulation_overrides:
+        raise EvaluationError("simulation_overrides apply to simulated test sets, not to a dataset")
     if dataset is None:
-        dataset = simulated_test_set(scenarios, seed, n_per_scenario, shape)
+        dataset = simulated_test_set(scenarios, seed, n_per_scenario, shape, simulation_overrides)
         total = len(scenarios) * n_per_scenario
     else:
         total = len(dataset) if hasattr(dataset, "__len__") else None  # type: ignore[arg-type]
@@ -371,6 +388,8 @@ def evaluate(
     }
     if segmentation is not None:
         result["segmentation"] = segmentation
+    if simulation_overrides:
+        result["simulation_overrides"] = dict(simulation_overrides)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,10 @@ class ModelNotFoundError(ValueError):
 
 
 def build_model(
-    arch: str = "deeplabv3plus", encoder: str = "resnet18", in_channels: int = 1
+    arch: str = "deeplabv3plus",
+    encoder: str = "resnet18",
+    in_channels: int = 1,
+    arch_options: Mapping[str, Any] | None = None,
 ) -> torch.nn.Module:
     """Build an untrained segmentation network with one output channel (the particle logit).
 
@@ -51,6 +55,10 @@ def build_model(
         Encoder name ("resnet18", ...); its weights are random, never downloaded.
     in_channels : int
         Input channels (1 for a grey-scale micrograph).
+    arch_options : mapping, optional
+        Further arguments of the smp architecture, e.g. ``{"decoder_channels": [128, 64, 32,
+        16, 8]}`` for a lighter U-Net decoder; recorded in ``config.json`` as
+        ``architecture_options``.
 
     Returns
     -------
@@ -60,14 +68,21 @@ def build_model(
     Raises
     ------
     ValueError
-        If smp does not know the architecture or encoder.
+        If smp does not know the architecture or encoder, or the architecture not an option.
     """
     import segmentation_models_pytorch as smp
 
     try:
         return smp.create_model(
-            arch, encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=1
+            arch,
+            encoder_name=encoder,
+            encoder_weights=None,
+            in_channels=in_channels,
+            classes=1,
+            **dict(arch_options or {}),
         )
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"architecture {arch!r} with options {arch_options}: {error}") from None
     except KeyError as error:
         # smp's message lists every encoder it knows; the first sentence is enough.
         reason = str(error).strip("\"'").split(".")[0][:120]
@@ -81,6 +96,7 @@ def default_config(
     arch: str = "deeplabv3plus",
     encoder: str = "resnet18",
     preprocess: PreprocessConfig | None = None,
+    arch_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A complete ``config.json`` content with default settings.
 
@@ -88,8 +104,8 @@ def default_config(
     ----------
     name : str
         Model name.
-    arch, encoder : str
-        As for :func:`build_model`.
+    arch, encoder, arch_options
+        As for :func:`build_model` (``architecture_options`` is written only when given).
     preprocess : PreprocessConfig, optional
         Preprocessing settings (default settings when omitted).
 
@@ -99,11 +115,13 @@ def default_config(
     """
     from nanomorph import __version__
 
+    options = {"architecture_options": dict(arch_options)} if arch_options else {}
     return {
         "name": name,
         "format_version": FORMAT_VERSION,
         "nanomorph_version": __version__,
         "architecture": arch,
+        **options,
         "encoder": encoder,
         "in_channels": 1,
         "output": "one channel: particle logit; probability = sigmoid(logit)",
@@ -253,13 +271,16 @@ def load_model(folder: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
         model = build_model(
-            config["architecture"], config["encoder"], int(config.get("in_channels", 1))
+            config["architecture"],
+            config["encoder"],
+            int(config.get("in_channels", 1)),
+            config.get("architecture_options"),
         )
         tensors = load_file(str(folder / WEIGHTS_FILE))
         state = model.state_dict()
         tensors = {k: v.to(state[k].dtype) if k in state else v for k, v in tensors.items()}
         model.load_state_dict(tensors, strict=True)
-    except (KeyError, RuntimeError, json.JSONDecodeError) as error:
+    except (KeyError, RuntimeError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise ModelNotFoundError(f"model folder {folder} cannot be loaded: {error}") from None
     return model.eval(), config
 

@@ -142,6 +142,8 @@ class TrainConfig:
     image_shape: tuple[int, int] = (384, 384)
     arch: str = "deeplabv3plus"
     encoder: str = "resnet18"
+    #: Further smp architecture arguments (e.g. ``decoder_channels``); None: smp's defaults.
+    arch_options: dict[str, Any] | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.05
@@ -159,6 +161,8 @@ class TrainConfig:
     #: Model folder whose weights the run starts from (fine-tuning); None: random weights.
     init_from: str | None = None
     init_weights_sha256: str | None = None
+    #: True when only the encoder came from `init_from` (another architecture's model).
+    init_encoder_only: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
@@ -817,9 +821,13 @@ def _append_log(path: Path, record: dict[str, Any]) -> None:
 
 
 def _initial_model(
-    init_from: str | Path, arch: str, encoder: str
+    init_from: str | Path, arch: str, encoder: str, encoder_only: bool = False
 ) -> tuple[torch.nn.Module, Path, str, PreprocessConfig]:
-    """The model a fine-tuning run starts from, its folder, weights sha256 and preprocessing."""
+    """The model a fine-tuning run starts from, its folder, weights sha256 and preprocessing.
+
+    With `encoder_only` any architecture with the same encoder will do: only its encoder's
+    weights are used.
+    """
     from nanomorph.segment.model import (
         ModelNotFoundError,
         find_model_folder,
@@ -832,7 +840,12 @@ def _initial_model(
         model, config = load_model(folder)
     except ModelNotFoundError as error:
         raise TrainingError(f"cannot start from {init_from}: {error}") from None
-    if (config.get("architecture"), config.get("encoder")) != (arch, encoder):
+    if encoder_only and config.get("encoder") != encoder:
+        raise TrainingError(
+            f"cannot take the encoder of {folder}: it is {config.get('encoder')}, the run "
+            f"trains {encoder}"
+        )
+    if not encoder_only and (config.get("architecture"), config.get("encoder")) != (arch, encoder):
         raise TrainingError(
             f"cannot start from {folder}: it is {config.get('architecture')}/"
             f"{config.get('encoder')}, the run trains {arch}/{encoder}"
@@ -888,6 +901,8 @@ def train(
     flatten_support_px: float | None = None,
     edge_weight: float = 0.0,
     edge_sigma_px: float = 1.5,
+    arch_options: dict[str, Any] | None = None,
+    init_encoder_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train the segmentation network on simulated micrographs.
 
@@ -949,6 +964,13 @@ def train(
     edge_weight, edge_sigma_px : float
         Extra cross-entropy weight of the pixels at the outlines, in a band of Gaussian width
         `edge_sigma_px` (:func:`outline_weights`); 0 weights every pixel alike.
+    arch_options : dict, optional
+        Further arguments of the architecture (:func:`~nanomorph.segment.model.build_model`),
+        e.g. ``{"decoder_channels": [128, 64, 32, 16, 8]}``.
+    init_encoder_from : str or Path, optional
+        Like `init_from`, but only the encoder's weights are taken, from a model of any
+        architecture with the same encoder (a new decoder trained on a trained encoder); the
+        decoder starts from random weights. Not together with `init_from`.
 
     Returns
     -------
@@ -972,12 +994,15 @@ def train(
         raise TrainingError(f"edge_weight must be a number >= 0, got {edge_weight}")
     if not (math.isfinite(edge_sigma_px) and edge_sigma_px > 0):
         raise TrainingError(f"edge_sigma_px must be a number > 0, got {edge_sigma_px}")
+    if init_from is not None and init_encoder_from is not None:
+        raise TrainingError("give init_from (whole model) or init_encoder_from, not both")
     if n_threads:
         torch.set_num_threads(n_threads)
     init_model, init_folder, init_sha256 = None, None, None
-    if init_from is not None:
+    encoder_only = init_encoder_from is not None
+    if init_from is not None or encoder_only:
         init_model, init_folder, init_sha256, init_preprocess = _initial_model(
-            init_from, arch, encoder
+            init_encoder_from if encoder_only else init_from, arch, encoder, encoder_only
         )
         preprocess = preprocess or init_preprocess
     preprocess = with_flattening(preprocess or PreprocessConfig(), flatten_support_px)
@@ -992,6 +1017,7 @@ def train(
         image_shape=tuple(image_shape),
         arch=arch,
         encoder=encoder,
+        arch_options=dict(arch_options) if arch_options else None,
         lr=lr,
         weight_decay=weight_decay,
         val_every=val_every,
@@ -1004,6 +1030,7 @@ def train(
         preprocess=preprocess,
         init_from=None if init_folder is None else str(init_folder),
         init_weights_sha256=init_sha256,
+        init_encoder_only=encoder_only,
     )
     if sample_source is None:
         sample_source = partial(simulated_sample, shape=tuple(image_shape))
@@ -1022,8 +1049,13 @@ def train(
 
     # Model, optimiser, schedule.
     torch.manual_seed(seed)
-    model = build_model(arch, encoder)
-    if init_model is not None:
+    try:
+        model = build_model(arch, encoder, arch_options=settings.arch_options)
+    except ValueError as error:
+        raise TrainingError(str(error)) from None
+    if encoder_only:
+        model.encoder.load_state_dict(init_model.encoder.state_dict())
+    elif init_model is not None:
         model.load_state_dict(init_model.state_dict())
     model = model.to(device_)
     if device_.type == "cpu":
@@ -1055,7 +1087,9 @@ def train(
             "n_images",
             "arch",
             "encoder",
+            "arch_options",
             "init_weights_sha256",
+            "init_encoder_only",
             "edge_weight",
             "edge_sigma_px",
         ):
@@ -1094,7 +1128,9 @@ def train(
         tmp.replace(checkpoint_path)
 
     def model_config() -> dict[str, Any]:
-        config = default_config(model_name, arch, encoder, settings.preprocess)
+        config = default_config(
+            model_name, arch, encoder, settings.preprocess, settings.arch_options
+        )
         # The preprocessing settings sit at the top level of the config; no second copy.
         training = {k: v for k, v in settings_dict.items() if k != "preprocess"}
         config["training"] = {**training, "best_step": best_step}
