@@ -124,6 +124,15 @@ def test_labels_do_not_depend_on_imaging_conditions() -> None:
     assert not np.array_equal(a.image, b.image)
 
 
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_zero_particles_gives_support_and_distractors_only(scenario: str) -> None:
+    # A hard negative: the scene's support, film and distractors, and nothing to label.
+    sim = simulate_micrograph(4, shape=(96, 96), scenario=scenario, n_particles=0)
+    assert not sim.mask.any() and sim.instances.max() == 0 and sim.particles.empty
+    assert np.isfinite(sim.image).all() and sim.image.std() > 0
+    assert len(simulate_micrograph(4, shape=(96, 96), scenario=scenario, n_particles=2).particles)
+
+
 def test_particle_table_agrees_with_instances() -> None:
     sim = simulate_micrograph(
         2, (128, 128), pixel_size_nm=0.5, scenario="isolated", diameter_median_nm=6.0

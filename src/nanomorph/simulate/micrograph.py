@@ -104,7 +104,8 @@ def simulate_micrograph(
         cases (residue, textured supports, low contrast, HAADF, mixed sizes).
     **overrides
         Replace any drawn setting by name (keys of ``params``, e.g. ``modality="haadf"``,
-        ``shape_weights={"sphere": 1.0}``, ``dose=1e5``), plus ``n_particles``.
+        ``shape_weights={"sphere": 1.0}``, ``dose=1e5``), plus ``n_particles`` (0: a
+        scene without particles, its support and distractors only).
 
     Returns
     -------

@@ -75,8 +75,11 @@ def _layout(
     h, w = shape
     med_px = p["diameter_median_nm"] / px
     mean_area = np.pi / 4 * (med_px**2) * (1 + p["diameter_cv"] ** 2)
-    n = int(p.get("n_particles") or round(p["coverage_fraction"] * h * w / mean_area))
-    n = int(np.clip(n, 1, p["max_particles"]))
+    if p.get("n_particles") is not None:
+        # asked for: 0 gives a scene of support and distractors only (a hard negative)
+        n = int(np.clip(int(p["n_particles"]), 0, p["max_particles"]))
+    else:
+        n = int(np.clip(round(p["coverage_fraction"] * h * w / mean_area), 1, p["max_particles"]))
     d_nm = _particle_sizes(rng, p, n)
     r_px = d_nm / px / 2
     xy = np.zeros((n, 2))
