@@ -131,6 +131,9 @@ def test_zero_particles_gives_support_and_distractors_only(scenario: str) -> Non
     assert not sim.mask.any() and sim.instances.max() == 0 and sim.particles.empty
     assert np.isfinite(sim.image).all() and sim.image.std() > 0
     assert len(simulate_micrograph(4, shape=(96, 96), scenario=scenario, n_particles=2).particles)
+    for bad in (-2, 1.5):
+        with pytest.raises(SimulationParameterError, match="n_particles"):
+            simulate_micrograph(4, shape=(96, 96), scenario=scenario, n_particles=bad)
 
 
 def test_particle_table_agrees_with_instances() -> None:

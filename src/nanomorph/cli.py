@@ -403,7 +403,7 @@ def _check_simulation_settings(overrides: dict[str, Any], scenarios: Sequence[st
     for scenario in (s for s in scenarios if s in SCENARIOS):
         try:  # a tiny image draws every setting the test images use
             simulate_micrograph(0, shape=(32, 32), scenario=scenario, **overrides)
-        except Exception as exc:  # noqa: BLE001 - any failure of a value is the user's to fix
+        except (TypeError, ValueError) as exc:  # unknown names, values of the wrong kind
             settings = " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
             raise CliError(f"--simulation-setting {settings}: {exc}") from None
 

@@ -68,7 +68,8 @@ def build_model(
     Raises
     ------
     ValueError
-        If smp does not know the architecture or encoder, or the architecture not an option.
+        If smp does not know the architecture or encoder, or the architecture refuses an
+        option's value (smp passes names it does not know on without a word).
     """
     import segmentation_models_pytorch as smp
 

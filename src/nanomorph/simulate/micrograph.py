@@ -150,6 +150,9 @@ def simulate_micrograph(
         raise SimulationParameterError(
             f"modality must be 'bf' or 'haadf', got {params['modality']!r}"
         )
+    count = params["n_particles"]
+    if count is not None and not (isinstance(count, int | np.integer) and count >= 0):
+        raise SimulationParameterError(f"n_particles must be a whole number >= 0, got {count!r}")
     params["mixture"] = hard
     support, film = make_support(g_image, params, shape)
     scene = build_scene(g_scene, params, shape, support)
