@@ -11,11 +11,14 @@ import tifffile
 from PIL import Image
 
 from nanomorph.simulate import (
+    NEGATIVE_KINDS,
+    NEGATIVE_SCENARIO,
     PARTICLE_TABLE_COLUMNS,
     SCENARIOS,
     SimulationParameterError,
     UnknownScenarioError,
     simulate_micrograph,
+    simulate_negative,
     write_dataset,
 )
 from nanomorph.simulate.raster import rasterize
@@ -134,6 +137,26 @@ def test_zero_particles_gives_support_and_distractors_only(scenario: str) -> Non
     for bad in (-2, 1.5):
         with pytest.raises(SimulationParameterError, match="n_particles"):
             simulate_micrograph(4, shape=(96, 96), scenario=scenario, n_particles=bad)
+
+
+@pytest.mark.parametrize("kind", NEGATIVE_KINDS)
+def test_negative_scenes_hold_texture_and_no_particles(kind: str) -> None:
+    sim = simulate_negative(7, shape=(96, 96), kind=kind)
+    assert sim.scenario == NEGATIVE_SCENARIO and sim.params["negative_kind"] == kind
+    assert not sim.mask.any() and sim.instances.max() == 0 and sim.particles.empty
+    assert sim.modality == "bf" and np.isfinite(sim.image).all() and sim.image.std() > 0
+    np.testing.assert_array_equal(sim.image, simulate_negative(7, (96, 96), kind=kind).image)
+    if kind == "carbon_film":
+        assert 0.02 <= sim.pixel_size_nm <= 0.1 and sim.params["speckle_amplitude"] >= 0.05
+    if kind == "residue":
+        assert sim.params["residue_fraction"] >= 0.2 and sim.params["contamination_count"] >= 5
+
+
+def test_negative_kinds_are_drawn_and_checked() -> None:
+    kinds = {simulate_negative(s, shape=(32, 32)).params["negative_kind"] for s in range(30)}
+    assert kinds == set(NEGATIVE_KINDS)
+    with pytest.raises(ValueError, match="unknown negative kind"):
+        simulate_negative(0, shape=(32, 32), kind="grid_bar")
 
 
 def test_particle_table_agrees_with_instances() -> None:

@@ -411,3 +411,48 @@ def test_min_peak_probability_is_the_lowest_level_that_drops_the_lukewarm_false_
     # With no false regions nothing needs dropping: the threshold itself (None) wins.
     clean = [(mask, np.where(mask, 0.97, 0.05)) for mask, _ in pairs]
     assert min_peak_probability_scores(clean, threshold=0.6)[0] is None
+
+
+def test_negative_seeds_are_particle_free_and_leave_the_other_seeds_unchanged():
+    from nanomorph.segment.train import is_negative_seed, simulated_sample
+
+    seeds = range(400)
+    negatives = [s for s in seeds if is_negative_seed(s, 0.15)]
+    assert 0.10 < len(negatives) / len(seeds) < 0.20
+    assert not any(is_negative_seed(s, 0.0) for s in seeds)
+    # A larger fraction keeps the smaller one's negatives: pools grow, they are not reshuffled.
+    assert set(negatives) <= {s for s in seeds if is_negative_seed(s, 0.3)}
+    negative = simulated_sample(negatives[0], (64, 64), negative_fraction=0.15)
+    assert negative.scenario == "negative" and not negative.mask.any()
+    assert negative.image.std() > 0
+    positive = next(s for s in seeds if not is_negative_seed(s, 0.15))
+    with_negatives = simulated_sample(positive, (64, 64), negative_fraction=0.15)
+    plain = simulated_sample(positive, (64, 64))
+    np.testing.assert_array_equal(with_negatives.image, plain.image)
+    np.testing.assert_array_equal(with_negatives.mask, plain.mask)
+
+
+def test_training_with_negatives_records_the_share_and_refuses_other_checkpoints(tmp_path):
+    settings = dict(steps=2, val_every=2, log_every=1, sample_source=None, image_shape=(96, 96))
+    result = run(tmp_path, negative_fraction=0.5, **settings)
+    assert result["finished"]
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["training"]["negative_fraction"] == 0.5
+    # The pool has its own cache folder: a pool without negatives is never mixed into it.
+    assert (tmp_path / "cache" / "96x96_negatives0.5").is_dir()
+    with pytest.raises(TrainingError, match="negative_fraction"):
+        run(tmp_path, negative_fraction=0.25, **settings)
+    with pytest.raises(TrainingError, match="negative_fraction"):
+        run(tmp_path / "bad", negative_fraction=1.0)
+    with pytest.raises(TrainingError, match="sample_source"):
+        run(tmp_path / "bad", negative_fraction=0.2)
+
+
+def test_train_cli_passes_the_negative_share_to_train(train_cli, tmp_path):
+    main, seen = train_cli
+    args = ["train", "--out", str(tmp_path), "-q"]
+    assert main(args) == 0 and seen["negative_fraction"] == 0.0
+    assert main([*args, "--negative-fraction", "0.15"]) == 0 and seen["negative_fraction"] == 0.15
+    for bad in ("1", "-0.1"):
+        with pytest.raises(SystemExit):
+            main([*args, "--negative-fraction", bad])

@@ -44,6 +44,11 @@ def non_negative_float(text: str) -> float:
     return _float_argument(text, lambda v: v >= 0, "a number of at least 0")
 
 
+def fraction_below_one(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    return _float_argument(text, lambda v: 0.0 <= v < 1.0, "a number from 0 up to (not) 1")
+
+
 def probability(text: str) -> float:
     """argparse type: a number in [0, 1]."""
     return _float_argument(text, lambda v: 0.0 <= v <= 1.0, "a probability between 0 and 1")
@@ -351,6 +356,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if args.decoder_channels
             else None,
             init_encoder_from=args.init_encoder,
+            negative_fraction=args.negative_fraction,
         )
     except TrainingError as exc:
         raise CliError(str(exc)) from None
@@ -592,6 +598,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="W",
         help="extra cross-entropy weight of the pixels at particle outlines, 1 + W at the "
         "outline falling off over --edge-sigma pixels (default 0: every pixel alike)",
+    )
+    p.add_argument(
+        "--negative-fraction",
+        type=fraction_below_one,
+        default=0.0,
+        metavar="F",
+        help="share of the simulated pool that is scenes without particles (bright-field "
+        "carbon grain, textured support, residue), in [0, 1); default 0",
     )
     p.add_argument(
         "--edge-sigma",

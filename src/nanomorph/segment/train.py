@@ -76,7 +76,17 @@ class TrainingSample:
 SampleSource = Callable[[int], TrainingSample]
 
 
-def simulated_sample(seed: int, shape: tuple[int, int] = (384, 384)) -> TrainingSample:
+def is_negative_seed(seed: int, negative_fraction: float) -> bool:
+    """Whether image seed `seed` is a particle-free scene in a pool with `negative_fraction`.
+
+    Decided by the seed alone, so the other seeds give the same images whatever the fraction.
+    """
+    return bool(np.random.default_rng([seed, 0x4E4547]).random() < negative_fraction)
+
+
+def simulated_sample(
+    seed: int, shape: tuple[int, int] = (384, 384), negative_fraction: float = 0.0
+) -> TrainingSample:
     """A simulated micrograph from :func:`nanomorph.simulate.simulate_micrograph`.
 
     Parameters
@@ -85,14 +95,22 @@ def simulated_sample(seed: int, shape: tuple[int, int] = (384, 384)) -> Training
         Image seed.
     shape : tuple of int
         Image shape in pixels.
+    negative_fraction : float
+        Share of image seeds (:func:`is_negative_seed`) that give a scene without particles
+        (:func:`nanomorph.simulate.negatives.simulate_negative`: carbon grain, textured support,
+        residue) instead.
 
     Returns
     -------
     TrainingSample
     """
     from nanomorph.simulate import simulate_micrograph
+    from nanomorph.simulate.negatives import simulate_negative
 
-    sim = simulate_micrograph(seed, shape=shape)
+    if is_negative_seed(seed, negative_fraction):
+        sim = simulate_negative(np.random.SeedSequence([seed, 0x4E4547]), shape=shape)
+    else:
+        sim = simulate_micrograph(seed, shape=shape)
     return TrainingSample(
         image=np.asarray(sim.image, dtype=np.float32),
         mask=np.asarray(sim.mask, dtype=bool),
@@ -153,6 +171,8 @@ class TrainConfig:
     edge_weight: float = 0.0
     #: Width (Gaussian sigma, working-grid pixels) of the band that `edge_weight` emphasises.
     edge_sigma_px: float = 1.5
+    #: Share of the pool that is particle-free scenes (hard negatives; see `simulated_sample`).
+    negative_fraction: float = 0.0
     val_every: int = 250
     log_every: int = 10
     precision: str = "auto"
@@ -903,6 +923,7 @@ def train(
     edge_sigma_px: float = 1.5,
     arch_options: dict[str, Any] | None = None,
     init_encoder_from: str | Path | None = None,
+    negative_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """Train the segmentation network on simulated micrographs.
 
@@ -971,6 +992,10 @@ def train(
         Like `init_from`, but only the encoder's weights are taken, from a model of any
         architecture with the same encoder (a new decoder trained on a trained encoder); the
         decoder starts from random weights. Not together with `init_from`.
+    negative_fraction : float
+        Share of the pool's image seeds that are scenes without particles (carbon grain,
+        textured support, residue: :func:`simulated_sample`), in [0, 1). Only with the default
+        ``sample_source``.
 
     Returns
     -------
@@ -994,6 +1019,10 @@ def train(
         raise TrainingError(f"edge_weight must be a number >= 0, got {edge_weight}")
     if not (math.isfinite(edge_sigma_px) and edge_sigma_px > 0):
         raise TrainingError(f"edge_sigma_px must be a number > 0, got {edge_sigma_px}")
+    if not (math.isfinite(negative_fraction) and 0 <= negative_fraction < 1):
+        raise TrainingError(f"negative_fraction must be in [0, 1), got {negative_fraction}")
+    if negative_fraction and sample_source is not None:
+        raise TrainingError("negative_fraction applies to the simulated pool, not a sample_source")
     if init_from is not None and init_encoder_from is not None:
         raise TrainingError("give init_from (whole model) or init_encoder_from, not both")
     if n_threads:
@@ -1025,6 +1054,7 @@ def train(
         precision=precision,
         edge_weight=float(edge_weight),
         edge_sigma_px=float(edge_sigma_px),
+        negative_fraction=float(negative_fraction),
         model_name=model_name,
         augment=augment or AugmentConfig(),
         preprocess=preprocess,
@@ -1033,7 +1063,9 @@ def train(
         init_encoder_only=encoder_only,
     )
     if sample_source is None:
-        sample_source = partial(simulated_sample, shape=tuple(image_shape))
+        sample_source = partial(
+            simulated_sample, shape=tuple(image_shape), negative_fraction=float(negative_fraction)
+        )
     else:
         settings.data_source = getattr(sample_source, "__name__", repr(sample_source))
     device_ = resolve_device(device)
@@ -1043,6 +1075,8 @@ def train(
     split = split_seeds(seed, n_images)
     image_seeds = sorted(s for seeds in split.values() for s in seeds)
     cache_dir = out_dir / "cache" / f"{image_shape[0]}x{image_shape[1]}"
+    if negative_fraction:
+        cache_dir = cache_dir.with_name(f"{cache_dir.name}_negatives{negative_fraction:g}")
     build_image_cache(cache_dir, image_seeds, sample_source, n_workers=n_workers, progress=progress)
     train_pool = load_pool(cache_dir, split["train"], settings.preprocess)
     val_pool = load_pool(cache_dir, split["validation"], settings.preprocess)
@@ -1092,6 +1126,7 @@ def train(
             "init_encoder_only",
             "edge_weight",
             "edge_sigma_px",
+            "negative_fraction",
         ):
             # Checkpoints from before a setting existed were made with its default.
             if saved.get(key, TRAIN_DEFAULTS.get(key)) != settings_dict[key]:

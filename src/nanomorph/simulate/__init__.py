@@ -11,11 +11,14 @@ from nanomorph.simulate.micrograph import (
     SimulationParameterError,
     simulate_micrograph,
 )
+from nanomorph.simulate.negatives import NEGATIVE_KINDS, NEGATIVE_SCENARIO, simulate_negative
 from nanomorph.simulate.scenarios import MIXTURE_WEIGHTS, SCENARIOS, UnknownScenarioError
 from nanomorph.simulate.shapes import SHAPES
 
 __all__ = [
     "MIXTURE_WEIGHTS",
+    "NEGATIVE_KINDS",
+    "NEGATIVE_SCENARIO",
     "PARTICLE_TABLE_COLUMNS",
     "SCENARIOS",
     "SHAPES",
@@ -23,5 +26,6 @@ __all__ = [
     "SimulationParameterError",
     "UnknownScenarioError",
     "simulate_micrograph",
+    "simulate_negative",
     "write_dataset",
 ]
