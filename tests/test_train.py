@@ -433,11 +433,17 @@ def test_negative_seeds_are_particle_free_and_leave_the_other_seeds_unchanged():
 
 
 def test_training_with_negatives_records_the_share_and_refuses_other_checkpoints(tmp_path):
-    settings = dict(steps=2, val_every=2, log_every=1, sample_source=None, image_shape=(96, 96))
+    # Six images: the validation split holds one particle-free scene (seed 23) and one not.
+    settings = dict(
+        steps=2, val_every=2, log_every=1, sample_source=None, image_shape=(96, 96), n_images=6
+    )
     result = run(tmp_path, negative_fraction=0.5, **settings)
     assert result["finished"]
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["training"]["negative_fraction"] == 0.5
+    # Particle-free scenes have no particle IoU; the log says how much of them was called particle.
+    validation = [r for r in read_log(tmp_path / "log.jsonl") if r["kind"] == "validation"]
+    assert validation and all(0 <= r["negative_false_particle_fraction"] <= 1 for r in validation)
     # The pool has its own cache folder: a pool without negatives is never mixed into it.
     assert (tmp_path / "cache" / "96x96_negatives0.5").is_dir()
     with pytest.raises(TrainingError, match="negative_fraction"):

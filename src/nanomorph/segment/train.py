@@ -597,6 +597,16 @@ def score_images(
     return result
 
 
+def _negative_scene_record(scores: dict[str, Any]) -> dict[str, float]:
+    """The share of particle-free scenes' pixels taken for particles (their IoU is always 0)."""
+    from nanomorph.simulate.negatives import NEGATIVE_SCENARIO
+
+    negative = scores["by_scenario"].get(NEGATIVE_SCENARIO)
+    if negative is None:
+        return {}
+    return {"negative_false_particle_fraction": 1.0 - negative["class_accuracy"]["background"]}
+
+
 #: Probability thresholds tried when tuning on the validation split.
 THRESHOLD_CANDIDATES = tuple(round(t, 2) for t in np.arange(0.25, 0.80, 0.05))
 
@@ -1224,6 +1234,7 @@ def train(
                     "particle_dice": scores["particle_dice"],
                     "global_accuracy": scores["global_accuracy"],
                     "by_scenario": {k: v["particle_iou"] for k, v in scores["by_scenario"].items()},
+                    **_negative_scene_record(scores),
                 },
             )
             if iou > best_iou:
