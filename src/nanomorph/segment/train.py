@@ -76,12 +76,16 @@ class TrainingSample:
 SampleSource = Callable[[int], TrainingSample]
 
 
+#: Extra seed word of the particle-free scenes' random stream ("NEG"), apart from the image seed's.
+_NEGATIVE_STREAM = 0x4E4547
+
+
 def is_negative_seed(seed: int, negative_fraction: float) -> bool:
     """Whether image seed `seed` is a particle-free scene in a pool with `negative_fraction`.
 
     Decided by the seed alone, so the other seeds give the same images whatever the fraction.
     """
-    return bool(np.random.default_rng([seed, 0x4E4547]).random() < negative_fraction)
+    return bool(np.random.default_rng([seed, _NEGATIVE_STREAM]).random() < negative_fraction)
 
 
 def simulated_sample(
@@ -108,7 +112,7 @@ def simulated_sample(
     from nanomorph.simulate.negatives import simulate_negative
 
     if is_negative_seed(seed, negative_fraction):
-        sim = simulate_negative(np.random.SeedSequence([seed, 0x4E4547]), shape=shape)
+        sim = simulate_negative(np.random.SeedSequence([seed, _NEGATIVE_STREAM]), shape=shape)
     else:
         sim = simulate_micrograph(seed, shape=shape)
     return TrainingSample(

@@ -15,16 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from nanomorph.simulate.micrograph import SimulatedMicrograph, simulate_micrograph
+from nanomorph.simulate.scenarios import _logu
 
 #: Kinds of particle-free scene and how often each is drawn.
 NEGATIVE_KINDS = {"carbon_film": 0.6, "textured_support": 0.2, "residue": 0.2}
 
 #: The ``scenario`` of every particle-free scene (kept apart in per-scenario metrics).
 NEGATIVE_SCENARIO = "negative"
-
-
-def _logu(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
 def simulate_negative(
