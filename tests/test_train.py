@@ -432,6 +432,31 @@ def test_negative_seeds_are_particle_free_and_leave_the_other_seeds_unchanged():
     np.testing.assert_array_equal(with_negatives.mask, plain.mask)
 
 
+def test_defocused_support_seeds_are_drawn_apart_from_the_image():
+    from nanomorph.segment.train import (
+        SUPPORT_DEFOCUS_RANGE,
+        simulated_sample,
+        support_defocus_of_seed,
+    )
+
+    seeds = range(400)
+    blurs = [support_defocus_of_seed(s, 0.4) for s in seeds]
+    assert 0.33 < np.mean([b > 0 for b in blurs]) < 0.47
+    assert all(SUPPORT_DEFOCUS_RANGE[0] <= b <= SUPPORT_DEFOCUS_RANGE[1] for b in blurs if b)
+    assert blurs == [support_defocus_of_seed(s, 0.4) for s in seeds]
+    assert not any(support_defocus_of_seed(s, 0.0) for s in seeds)
+    # The blur's own stream leaves the image's other draws alone (the same pixel size), and a
+    # seed that draws no blur gives the very image of a pool without the option.
+    seed = next(s for s, b in zip(seeds, blurs, strict=True) if b)
+    defocused = simulated_sample(seed, (64, 64), support_defocus_fraction=0.4)
+    assert defocused.pixel_size_nm == simulated_sample(seed, (64, 64)).pixel_size_nm
+    unchanged = next(s for s, b in zip(seeds, blurs, strict=True) if not b)
+    np.testing.assert_array_equal(
+        simulated_sample(unchanged, (64, 64), support_defocus_fraction=0.4).image,
+        simulated_sample(unchanged, (64, 64)).image,
+    )
+
+
 def test_training_with_negatives_records_the_share_and_refuses_other_checkpoints(tmp_path):
     # Six images: the validation split holds one particle-free scene (seed 23) and one not.
     settings = dict(
@@ -454,6 +479,20 @@ def test_training_with_negatives_records_the_share_and_refuses_other_checkpoints
         run(tmp_path / "bad", negative_fraction=0.2)
 
 
+def test_training_with_defocused_supports_records_the_share_and_its_own_pool(tmp_path):
+    settings = dict(
+        steps=2, val_every=2, log_every=1, sample_source=None, image_shape=(96, 96), n_images=6
+    )
+    assert run(tmp_path, support_defocus_fraction=0.5, **settings)["finished"]
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["training"]["support_defocus_fraction"] == 0.5
+    assert (tmp_path / "cache" / "96x96_defocus0.5").is_dir()
+    with pytest.raises(TrainingError, match="support_defocus_fraction"):
+        run(tmp_path, support_defocus_fraction=0.25, **settings)
+    with pytest.raises(TrainingError, match="support_defocus_fraction must be in"):
+        run(tmp_path / "other", support_defocus_fraction=1.5, **settings)
+
+
 def test_train_cli_passes_the_negative_share_to_train(train_cli, tmp_path):
     main, seen = train_cli
     args = ["train", "--out", str(tmp_path), "-q"]
@@ -462,3 +501,14 @@ def test_train_cli_passes_the_negative_share_to_train(train_cli, tmp_path):
     for bad in ("1", "-0.1"):
         with pytest.raises(SystemExit):
             main([*args, "--negative-fraction", bad])
+
+
+def test_train_cli_passes_the_defocused_support_share_to_train(train_cli, tmp_path):
+    main, seen = train_cli
+    args = ["train", "--out", str(tmp_path), "-q"]
+    assert main(args) == 0 and seen["support_defocus_fraction"] == 0.0
+    assert main([*args, "--support-defocus-fraction", "1"]) == 0
+    assert seen["support_defocus_fraction"] == 1.0
+    for bad in ("1.5", "-0.1"):
+        with pytest.raises(SystemExit):
+            main([*args, "--support-defocus-fraction", bad])

@@ -357,6 +357,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             else None,
             init_encoder_from=args.init_encoder,
             negative_fraction=args.negative_fraction,
+            support_defocus_fraction=args.support_defocus_fraction,
         )
     except TrainingError as exc:
         raise CliError(str(exc)) from None
@@ -606,6 +607,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="share of the simulated pool that is scenes without particles (bright-field "
         "carbon grain, textured support, residue), in [0, 1); default 0",
+    )
+    p.add_argument(
+        "--support-defocus-fraction",
+        type=probability,
+        default=0.0,
+        metavar="F",
+        help="share of the simulated pool whose HAADF support is blurred as out of the probe's "
+        "focus (particles sharp, oxide grains under them soft), in [0, 1]; default 0",
     )
     p.add_argument(
         "--edge-sigma",

@@ -88,8 +88,35 @@ def is_negative_seed(seed: int, negative_fraction: float) -> bool:
     return bool(np.random.default_rng([seed, _NEGATIVE_STREAM]).random() < negative_fraction)
 
 
+#: Extra seed word of the defocused-support draw ("DOF"), apart from the image seed's stream.
+_DEFOCUS_STREAM = 0x444F46
+
+#: Range of the support blur drawn for a defocused-support image, in median particle
+#: diameters (Gaussian sigma; log-uniform): from grains softened to grains melted into haze.
+SUPPORT_DEFOCUS_RANGE = (0.3, 3.0)
+
+
+def support_defocus_of_seed(seed: int, support_defocus_fraction: float) -> float:
+    """The support blur of image seed `seed` in a pool with `support_defocus_fraction` (0: none).
+
+    Drawn from a stream of its own, so every other setting of the image is the same whatever
+    the fraction; the blur applies where the image is HAADF with a support
+    (``support_defocus_blur`` of :func:`nanomorph.simulate.simulate_micrograph`).
+    """
+    if not support_defocus_fraction:
+        return 0.0
+    rng = np.random.default_rng([seed, _DEFOCUS_STREAM])
+    if rng.random() >= support_defocus_fraction:
+        return 0.0
+    low, high = np.log(SUPPORT_DEFOCUS_RANGE)
+    return float(np.exp(rng.uniform(low, high)))
+
+
 def simulated_sample(
-    seed: int, shape: tuple[int, int] = (384, 384), negative_fraction: float = 0.0
+    seed: int,
+    shape: tuple[int, int] = (384, 384),
+    negative_fraction: float = 0.0,
+    support_defocus_fraction: float = 0.0,
 ) -> TrainingSample:
     """A simulated micrograph from :func:`nanomorph.simulate.simulate_micrograph`.
 
@@ -103,6 +130,9 @@ def simulated_sample(
         Share of image seeds (:func:`is_negative_seed`) that give a scene without particles
         (:func:`nanomorph.simulate.negatives.simulate_negative`: carbon grain, textured support,
         residue) instead.
+    support_defocus_fraction : float
+        Share of image seeds (:func:`support_defocus_of_seed`) whose support, where the image
+        is HAADF, is blurred as out of the probe's focus.
 
     Returns
     -------
@@ -114,7 +144,9 @@ def simulated_sample(
     if is_negative_seed(seed, negative_fraction):
         sim = simulate_negative(np.random.SeedSequence([seed, _NEGATIVE_STREAM]), shape=shape)
     else:
-        sim = simulate_micrograph(seed, shape=shape)
+        blur = support_defocus_of_seed(seed, support_defocus_fraction)
+        overrides = {"support_defocus_blur": blur} if blur else {}
+        sim = simulate_micrograph(seed, shape=shape, **overrides)
     return TrainingSample(
         image=np.asarray(sim.image, dtype=np.float32),
         mask=np.asarray(sim.mask, dtype=bool),
@@ -177,6 +209,8 @@ class TrainConfig:
     edge_sigma_px: float = 1.5
     #: Share of the pool that is particle-free scenes (hard negatives; see `simulated_sample`).
     negative_fraction: float = 0.0
+    #: Share of the pool whose HAADF supports are out of focus (see `simulated_sample`).
+    support_defocus_fraction: float = 0.0
     val_every: int = 250
     log_every: int = 10
     precision: str = "auto"
@@ -938,6 +972,7 @@ def train(
     arch_options: dict[str, Any] | None = None,
     init_encoder_from: str | Path | None = None,
     negative_fraction: float = 0.0,
+    support_defocus_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """Train the segmentation network on simulated micrographs.
 
@@ -1010,6 +1045,10 @@ def train(
         Share of the pool's image seeds that are scenes without particles (carbon grain,
         textured support, residue: :func:`simulated_sample`), in [0, 1). Only with the default
         ``sample_source``.
+    support_defocus_fraction : float
+        Share of the pool's image seeds whose support, where the image is HAADF, is blurred as
+        out of the probe's focus (:func:`support_defocus_of_seed`), in [0, 1]. Only with the
+        default ``sample_source``.
 
     Returns
     -------
@@ -1037,6 +1076,14 @@ def train(
         raise TrainingError(f"negative_fraction must be in [0, 1), got {negative_fraction}")
     if negative_fraction and sample_source is not None:
         raise TrainingError("negative_fraction applies to the simulated pool, not a sample_source")
+    if not (math.isfinite(support_defocus_fraction) and 0 <= support_defocus_fraction <= 1):
+        raise TrainingError(
+            f"support_defocus_fraction must be in [0, 1], got {support_defocus_fraction}"
+        )
+    if support_defocus_fraction and sample_source is not None:
+        raise TrainingError(
+            "support_defocus_fraction applies to the simulated pool, not a sample_source"
+        )
     if init_from is not None and init_encoder_from is not None:
         raise TrainingError("give init_from (whole model) or init_encoder_from, not both")
     if n_threads:
@@ -1069,6 +1116,7 @@ def train(
         edge_weight=float(edge_weight),
         edge_sigma_px=float(edge_sigma_px),
         negative_fraction=float(negative_fraction),
+        support_defocus_fraction=float(support_defocus_fraction),
         model_name=model_name,
         augment=augment or AugmentConfig(),
         preprocess=preprocess,
@@ -1078,7 +1126,10 @@ def train(
     )
     if sample_source is None:
         sample_source = partial(
-            simulated_sample, shape=tuple(image_shape), negative_fraction=float(negative_fraction)
+            simulated_sample,
+            shape=tuple(image_shape),
+            negative_fraction=float(negative_fraction),
+            support_defocus_fraction=float(support_defocus_fraction),
         )
     else:
         settings.data_source = getattr(sample_source, "__name__", repr(sample_source))
@@ -1091,6 +1142,8 @@ def train(
     cache_dir = out_dir / "cache" / f"{image_shape[0]}x{image_shape[1]}"
     if negative_fraction:
         cache_dir = cache_dir.with_name(f"{cache_dir.name}_negatives{negative_fraction:g}")
+    if support_defocus_fraction:
+        cache_dir = cache_dir.with_name(f"{cache_dir.name}_defocus{support_defocus_fraction:g}")
     build_image_cache(cache_dir, image_seeds, sample_source, n_workers=n_workers, progress=progress)
     train_pool = load_pool(cache_dir, split["train"], settings.preprocess)
     val_pool = load_pool(cache_dir, split["validation"], settings.preprocess)
@@ -1141,6 +1194,7 @@ def train(
             "edge_weight",
             "edge_sigma_px",
             "negative_fraction",
+            "support_defocus_fraction",
         ):
             # Checkpoints from before a setting existed were made with its default.
             if saved.get(key, TRAIN_DEFAULTS.get(key)) != settings_dict[key]:

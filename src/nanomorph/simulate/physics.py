@@ -254,6 +254,7 @@ def make_support(
     support = np.float32(p["support_baseline"] * d_med) * film
     if p["support_strength"] > 0:
         amount = np.float32(p["support_strength"] * d_med)
+        thin = support
         if p["support_grain_cover"] > 0:
             # clumped grains: clouds with gaps, as oxide and carbon-black supports look
             grains = bg.grain_aggregate(
@@ -275,6 +276,12 @@ def make_support(
         tex = np.exp(0.35 * tex)  # thickness is positive and skewed
         tex = (tex - tex.min()) / max(float(tex.std()), 1e-6)
         support = support + amount * np.float32(p["support_fractal_weight"] * 0.5) * tex * film
+        defocus = float(p.get("support_defocus_blur", 0.0))
+        if defocus > 0 and p["modality"] == "haadf":
+            # A focused STEM probe's depth of field is a few nm: the particles on the surface
+            # are sharp, the tens of nm of oxide grains under them are not.  (The thin film
+            # under everything is in focus with the particles.)
+            support = thin + bg.gaussian(support - thin, defocus * d_med / px) * film
     return support.astype(np.float32), film
 
 

@@ -207,6 +207,10 @@ def draw_params(
     p["support_scale_nm"] = float(_logu(rng, 3.0, 60.0))
     p["support_beta"] = float(u(2.5, 4.0))
     p["support_baseline"] = float(u(0.05, 1.0) if p["modality"] == "haadf" else u(0.0, 0.5))
+    # Blur of a HAADF support's grains and texture (Gaussian sigma in median particle
+    # diameters): the probe's shallow depth of field. Not drawn here, so the other draws stay
+    # as they were; a training pool sets it per image (nanomorph.segment.train).
+    p["support_defocus_blur"] = 0.0
     # grain of the amorphous-carbon texture: the spatial period the contrast transfer passes
     # best, ~sqrt(wavelength * defocus): 0.3 nm near focus to ~2 nm at micrometre defocus
     p["speckle_scale_nm"] = float(_logu(rng, 0.3, 2.0))
