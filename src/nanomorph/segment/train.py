@@ -103,13 +103,14 @@ def support_defocus_of_seed(seed: int, support_defocus_fraction: float) -> float
     the fraction; the blur applies where the image is HAADF with a support
     (``support_defocus_blur`` of :func:`nanomorph.simulate.simulate_micrograph`).
     """
+    from nanomorph.simulate.scenarios import _logu
+
     if not support_defocus_fraction:
         return 0.0
     rng = np.random.default_rng([seed, _DEFOCUS_STREAM])
     if rng.random() >= support_defocus_fraction:
         return 0.0
-    low, high = np.log(SUPPORT_DEFOCUS_RANGE)
-    return float(np.exp(rng.uniform(low, high)))
+    return _logu(rng, *SUPPORT_DEFOCUS_RANGE)
 
 
 def simulated_sample(
@@ -145,8 +146,7 @@ def simulated_sample(
         sim = simulate_negative(np.random.SeedSequence([seed, _NEGATIVE_STREAM]), shape=shape)
     else:
         blur = support_defocus_of_seed(seed, support_defocus_fraction)
-        overrides = {"support_defocus_blur": blur} if blur else {}
-        sim = simulate_micrograph(seed, shape=shape, **overrides)
+        sim = simulate_micrograph(seed, shape=shape, support_defocus_blur=blur)
     return TrainingSample(
         image=np.asarray(sim.image, dtype=np.float32),
         mask=np.asarray(sim.mask, dtype=bool),
