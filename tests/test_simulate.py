@@ -17,6 +17,7 @@ from nanomorph.simulate import (
     SCENARIOS,
     SimulationParameterError,
     UnknownScenarioError,
+    backgrounds,
     simulate_micrograph,
     simulate_negative,
     write_dataset,
@@ -168,6 +169,47 @@ def test_defocused_support_is_smoother_and_only_in_haadf() -> None:
     assert plain.params["support_defocus_blur"] == 0.0
     explicit = simulate_micrograph(3, (96, 96), scenario="haadf", support_defocus_blur=0.0)
     np.testing.assert_array_equal(plain.image, explicit.image)
+
+
+def test_platelet_supports_are_flat_topped_where_grains_are_domes() -> None:
+    # Alumina crystallites are plates of even thickness: inside one, the projected thickness
+    # does not change from pixel to pixel; inside a spherical grain it always does.
+    def flat_share(field: np.ndarray) -> float:
+        inner = field[1:-1, 1:-1]
+        neighbours = [
+            field[1 + dy : field.shape[0] - 1 + dy, 1 + dx : field.shape[1] - 1 + dx]
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+        ]
+        covered = np.all([n > 0 for n in neighbours], axis=0)
+        flat = np.all([np.abs(n - inner) < 1e-5 for n in neighbours], axis=0)
+        return float(flat[covered].mean())
+
+    plates = backgrounds.platelet_aggregate(np.random.default_rng(0), (160, 160), 20.0, 0.4, 0.0)
+    grains = backgrounds.grain_aggregate(np.random.default_rng(0), (160, 160), 20.0, 0.4, 0.0)
+    assert plates.dtype == np.float32 and plates.min() >= 0
+    assert flat_share(plates) > 0.5 and flat_share(grains) < 0.1
+    # Crossing crystallites add up: more cover, thicker piles.
+    dense = backgrounds.platelet_aggregate(np.random.default_rng(0), (160, 160), 20.0, 3.0, 0.5)
+    assert (dense > 0).mean() > (plates > 0).mean() and dense.max() > plates.max()
+    np.testing.assert_array_equal(
+        plates,
+        backgrounds.platelet_aggregate(np.random.default_rng(0), (160, 160), 20.0, 0.4, 0.0),
+    )
+
+
+def test_platelet_support_replaces_the_grains_only_where_there_are_grains() -> None:
+    def image(**settings) -> np.ndarray:
+        return simulate_micrograph(4, (96, 96), scenario="haadf", **settings).image
+
+    # The default draws nothing new: the same seed gives the same image with the setting off.
+    plain = simulate_micrograph(4, (96, 96), scenario="haadf")
+    assert plain.params["support_platelets"] is False
+    np.testing.assert_array_equal(plain.image, image(support_platelets=False))
+    grains = dict(support_strength=2.0, support_grain_cover=1.0)
+    assert not np.array_equal(image(support_platelets=True, **grains), image(**grains))
+    no_grains = dict(support_strength=2.0, support_grain_cover=0.0)
+    np.testing.assert_array_equal(image(support_platelets=True, **no_grains), image(**no_grains))
 
 
 @pytest.mark.parametrize("kind", NEGATIVE_KINDS)

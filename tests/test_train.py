@@ -457,6 +457,23 @@ def test_defocused_support_seeds_are_drawn_apart_from_the_image():
     )
 
 
+def test_platelet_support_seeds_are_drawn_apart_from_the_image():
+    from nanomorph.segment.train import platelets_of_seed, simulated_sample
+
+    seeds = range(400)
+    chosen = [platelets_of_seed(s, 0.4) for s in seeds]
+    assert 0.33 < np.mean(chosen) < 0.47
+    assert chosen == [platelets_of_seed(s, 0.4) for s in seeds]
+    assert not any(platelets_of_seed(s, 0.0) for s in seeds)
+    assert all(platelets_of_seed(s, 1.0) for s in seeds)
+    # A seed that is not chosen gives the very image of a pool without the option.
+    unchanged = chosen.index(False)
+    np.testing.assert_array_equal(
+        simulated_sample(unchanged, (64, 64), platelet_support_fraction=0.4).image,
+        simulated_sample(unchanged, (64, 64)).image,
+    )
+
+
 def test_training_with_negatives_records_the_share_and_refuses_other_checkpoints(tmp_path):
     # Six images: the validation split holds one particle-free scene (seed 23) and one not.
     settings = dict(
@@ -479,18 +496,26 @@ def test_training_with_negatives_records_the_share_and_refuses_other_checkpoints
         run(tmp_path / "bad", negative_fraction=0.2)
 
 
-def test_training_with_defocused_supports_records_the_share_and_its_own_pool(tmp_path):
+@pytest.mark.parametrize(
+    ("setting", "cache_suffix"),
+    [("support_defocus_fraction", "defocus"), ("platelet_support_fraction", "platelets")],
+)
+def test_training_with_a_support_variant_records_the_share_and_its_own_pool(
+    tmp_path, setting, cache_suffix
+):
     settings = dict(
         steps=2, val_every=2, log_every=1, sample_source=None, image_shape=(96, 96), n_images=6
     )
-    assert run(tmp_path, support_defocus_fraction=0.5, **settings)["finished"]
+    assert run(tmp_path, **{setting: 0.5}, **settings)["finished"]
     config = json.loads((tmp_path / "model" / "config.json").read_text())
-    assert config["training"]["support_defocus_fraction"] == 0.5
-    assert (tmp_path / "cache" / "96x96_defocus0.5").is_dir()
-    with pytest.raises(TrainingError, match="support_defocus_fraction"):
-        run(tmp_path, support_defocus_fraction=0.25, **settings)
-    with pytest.raises(TrainingError, match="support_defocus_fraction must be in"):
-        run(tmp_path / "other", support_defocus_fraction=1.5, **settings)
+    assert config["training"][setting] == 0.5
+    assert (tmp_path / "cache" / f"96x96_{cache_suffix}0.5").is_dir()
+    with pytest.raises(TrainingError, match=setting):
+        run(tmp_path, **{setting: 0.25}, **settings)
+    with pytest.raises(TrainingError, match=f"{setting} must be in"):
+        run(tmp_path / "other", **{setting: 1.5}, **settings)
+    with pytest.raises(TrainingError, match="sample_source"):
+        run(tmp_path / "bad", **{setting: 0.2})
 
 
 def test_train_cli_passes_the_negative_share_to_train(train_cli, tmp_path):
@@ -503,12 +528,19 @@ def test_train_cli_passes_the_negative_share_to_train(train_cli, tmp_path):
             main([*args, "--negative-fraction", bad])
 
 
-def test_train_cli_passes_the_defocused_support_share_to_train(train_cli, tmp_path):
+@pytest.mark.parametrize(
+    ("option", "setting"),
+    [
+        ("--support-defocus-fraction", "support_defocus_fraction"),
+        ("--platelet-support-fraction", "platelet_support_fraction"),
+    ],
+)
+def test_train_cli_passes_a_support_variant_share_to_train(train_cli, tmp_path, option, setting):
     main, seen = train_cli
     args = ["train", "--out", str(tmp_path), "-q"]
-    assert main(args) == 0 and seen["support_defocus_fraction"] == 0.0
-    assert main([*args, "--support-defocus-fraction", "1"]) == 0
-    assert seen["support_defocus_fraction"] == 1.0
+    assert main(args) == 0 and seen[setting] == 0.0
+    assert main([*args, option, "1"]) == 0
+    assert seen[setting] == 1.0
     for bad in ("1.5", "-0.1"):
         with pytest.raises(SystemExit):
-            main([*args, "--support-defocus-fraction", bad])
+            main([*args, option, bad])

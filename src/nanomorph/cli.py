@@ -358,6 +358,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             init_encoder_from=args.init_encoder,
             negative_fraction=args.negative_fraction,
             support_defocus_fraction=args.support_defocus_fraction,
+            platelet_support_fraction=args.platelet_support_fraction,
         )
     except TrainingError as exc:
         raise CliError(str(exc)) from None
@@ -615,6 +616,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="share of the simulated pool whose HAADF support is blurred as out of the probe's "
         "focus (particles sharp, oxide grains under them soft), in [0, 1]; default 0",
+    )
+    p.add_argument(
+        "--platelet-support-fraction",
+        type=probability,
+        default=0.0,
+        metavar="F",
+        help="share of the simulated pool whose support grains are flat platelets and rods, as "
+        "alumina's are, instead of spheres, in [0, 1]; default 0",
     )
     p.add_argument(
         "--edge-sigma",

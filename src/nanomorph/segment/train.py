@@ -113,11 +113,39 @@ def support_defocus_of_seed(seed: int, support_defocus_fraction: float) -> float
     return _logu(rng, *SUPPORT_DEFOCUS_RANGE)
 
 
+#: Extra seed word of the platelet-support draw ("PLT").
+_PLATELET_STREAM = 0x504C54
+
+
+def platelets_of_seed(seed: int, platelet_support_fraction: float) -> bool:
+    """Whether image seed `seed`, in a pool with `platelet_support_fraction`, has an alumina-like
+    support of flat platelets and rods instead of spherical grains (where it has grains:
+    ``support_platelets`` of :func:`nanomorph.simulate.simulate_micrograph`).
+
+    Decided by a stream of its own, so the other seeds give the same images whatever the fraction.
+    """
+    if not platelet_support_fraction:
+        return False
+    rng = np.random.default_rng([seed, _PLATELET_STREAM])
+    return bool(rng.random() < platelet_support_fraction)
+
+
+def _check_pool_fraction(
+    name: str, value: float, sample_source: Any, below_one: bool = False
+) -> None:
+    """Refuse a share of the simulated pool outside [0, 1] (or [0, 1)), or with a custom source."""
+    if not (math.isfinite(value) and 0 <= value and (value < 1 if below_one else value <= 1)):
+        raise TrainingError(f"{name} must be in [0, {'1)' if below_one else '1]'}, got {value}")
+    if value and sample_source is not None:
+        raise TrainingError(f"{name} applies to the simulated pool, not a sample_source")
+
+
 def simulated_sample(
     seed: int,
     shape: tuple[int, int] = (384, 384),
     negative_fraction: float = 0.0,
     support_defocus_fraction: float = 0.0,
+    platelet_support_fraction: float = 0.0,
 ) -> TrainingSample:
     """A simulated micrograph from :func:`nanomorph.simulate.simulate_micrograph`.
 
@@ -134,6 +162,9 @@ def simulated_sample(
     support_defocus_fraction : float
         Share of image seeds (:func:`support_defocus_of_seed`) whose support, where the image
         is HAADF, is blurred as out of the probe's focus.
+    platelet_support_fraction : float
+        Share of image seeds (:func:`platelets_of_seed`) whose support grains are flat
+        platelets and rods (alumina) instead of spheres.
 
     Returns
     -------
@@ -146,7 +177,12 @@ def simulated_sample(
         sim = simulate_negative(np.random.SeedSequence([seed, _NEGATIVE_STREAM]), shape=shape)
     else:
         blur = support_defocus_of_seed(seed, support_defocus_fraction)
-        sim = simulate_micrograph(seed, shape=shape, support_defocus_blur=blur)
+        sim = simulate_micrograph(
+            seed,
+            shape=shape,
+            support_defocus_blur=blur,
+            support_platelets=platelets_of_seed(seed, platelet_support_fraction),
+        )
     return TrainingSample(
         image=np.asarray(sim.image, dtype=np.float32),
         mask=np.asarray(sim.mask, dtype=bool),
@@ -211,6 +247,8 @@ class TrainConfig:
     negative_fraction: float = 0.0
     #: Share of the pool whose HAADF supports are out of focus (see `simulated_sample`).
     support_defocus_fraction: float = 0.0
+    #: Share of the pool whose support grains are platelets (see `simulated_sample`).
+    platelet_support_fraction: float = 0.0
     val_every: int = 250
     log_every: int = 10
     precision: str = "auto"
@@ -973,6 +1011,7 @@ def train(
     init_encoder_from: str | Path | None = None,
     negative_fraction: float = 0.0,
     support_defocus_fraction: float = 0.0,
+    platelet_support_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """Train the segmentation network on simulated micrographs.
 
@@ -1049,6 +1088,10 @@ def train(
         Share of the pool's image seeds whose support, where the image is HAADF, is blurred as
         out of the probe's focus (:func:`support_defocus_of_seed`), in [0, 1]. Only with the
         default ``sample_source``.
+    platelet_support_fraction : float
+        Share of the pool's image seeds whose support grains are flat platelets and rods, as
+        alumina's are, instead of spheres (:func:`platelets_of_seed`), in [0, 1]. Only with the
+        default ``sample_source``.
 
     Returns
     -------
@@ -1072,18 +1115,9 @@ def train(
         raise TrainingError(f"edge_weight must be a number >= 0, got {edge_weight}")
     if not (math.isfinite(edge_sigma_px) and edge_sigma_px > 0):
         raise TrainingError(f"edge_sigma_px must be a number > 0, got {edge_sigma_px}")
-    if not (math.isfinite(negative_fraction) and 0 <= negative_fraction < 1):
-        raise TrainingError(f"negative_fraction must be in [0, 1), got {negative_fraction}")
-    if negative_fraction and sample_source is not None:
-        raise TrainingError("negative_fraction applies to the simulated pool, not a sample_source")
-    if not (math.isfinite(support_defocus_fraction) and 0 <= support_defocus_fraction <= 1):
-        raise TrainingError(
-            f"support_defocus_fraction must be in [0, 1], got {support_defocus_fraction}"
-        )
-    if support_defocus_fraction and sample_source is not None:
-        raise TrainingError(
-            "support_defocus_fraction applies to the simulated pool, not a sample_source"
-        )
+    _check_pool_fraction("negative_fraction", negative_fraction, sample_source, below_one=True)
+    _check_pool_fraction("support_defocus_fraction", support_defocus_fraction, sample_source)
+    _check_pool_fraction("platelet_support_fraction", platelet_support_fraction, sample_source)
     if init_from is not None and init_encoder_from is not None:
         raise TrainingError("give init_from (whole model) or init_encoder_from, not both")
     if n_threads:
@@ -1117,6 +1151,7 @@ def train(
         edge_sigma_px=float(edge_sigma_px),
         negative_fraction=float(negative_fraction),
         support_defocus_fraction=float(support_defocus_fraction),
+        platelet_support_fraction=float(platelet_support_fraction),
         model_name=model_name,
         augment=augment or AugmentConfig(),
         preprocess=preprocess,
@@ -1130,6 +1165,7 @@ def train(
             shape=tuple(image_shape),
             negative_fraction=float(negative_fraction),
             support_defocus_fraction=float(support_defocus_fraction),
+            platelet_support_fraction=float(platelet_support_fraction),
         )
     else:
         settings.data_source = getattr(sample_source, "__name__", repr(sample_source))
@@ -1144,6 +1180,8 @@ def train(
         cache_dir = cache_dir.with_name(f"{cache_dir.name}_negatives{negative_fraction:g}")
     if support_defocus_fraction:
         cache_dir = cache_dir.with_name(f"{cache_dir.name}_defocus{support_defocus_fraction:g}")
+    if platelet_support_fraction:
+        cache_dir = cache_dir.with_name(f"{cache_dir.name}_platelets{platelet_support_fraction:g}")
     build_image_cache(cache_dir, image_seeds, sample_source, n_workers=n_workers, progress=progress)
     train_pool = load_pool(cache_dir, split["train"], settings.preprocess)
     val_pool = load_pool(cache_dir, split["validation"], settings.preprocess)
@@ -1195,6 +1233,7 @@ def train(
             "edge_sigma_px",
             "negative_fraction",
             "support_defocus_fraction",
+            "platelet_support_fraction",
         ):
             # Checkpoints from before a setting existed were made with its default.
             if saved.get(key, TRAIN_DEFAULTS.get(key)) != settings_dict[key]:

@@ -256,8 +256,10 @@ def make_support(
         amount = np.float32(p["support_strength"] * d_med)
         thin = support
         if p["support_grain_cover"] > 0:
-            # clumped grains: clouds with gaps, as oxide and carbon-black supports look
-            grains = bg.grain_aggregate(
+            # clumped grains: clouds with gaps, as oxide and carbon-black supports look;
+            # or flat crystallites with straight edges, as alumina looks
+            build = bg.platelet_aggregate if p.get("support_platelets") else bg.grain_aggregate
+            grains = build(
                 rng,
                 shape,
                 0.5 * p["support_grain_nm"] / px,

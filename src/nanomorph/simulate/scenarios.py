@@ -211,6 +211,9 @@ def draw_params(
     # diameters): the probe's shallow depth of field. Not drawn here, so the other draws stay
     # as they were; a training pool sets it per image (nanomorph.segment.train).
     p["support_defocus_blur"] = 0.0
+    # Support grains as flat platelets and rods (alumina) instead of spheres; not drawn here
+    # either, for the same reason (a training pool sets it per image).
+    p["support_platelets"] = False
     # grain of the amorphous-carbon texture: the spatial period the contrast transfer passes
     # best, ~sqrt(wavelength * defocus): 0.3 nm near focus to ~2 nm at micrometre defocus
     p["speckle_scale_nm"] = float(_logu(rng, 0.3, 2.0))
