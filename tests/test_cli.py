@@ -179,6 +179,34 @@ def test_simulate_writes_calibrated_micrographs_the_readers_accept(tmp_path):
         assert micrograph.shape == (96, 96)
 
 
+def test_simulate_fixes_settings_and_pixel_size_for_every_image(tmp_path):
+    out = tmp_path / "sim"
+    argv = ["simulate", str(out), "--n", "3", "--shape", "64", "64", "--pixel-size", "0.2"]
+    settings = ["--setting", "modality=haadf", "--setting", "support_platelets=true"]
+    assert main([*argv, *settings]) == 0
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert list(manifest["modality"]) == ["haadf"] * 3
+    assert manifest["pixel_size_nm"].tolist() == pytest.approx([0.2] * 3)
+    params = [json.loads(line) for line in (out / "params.jsonl").read_text().splitlines()]
+    assert all(p["support_platelets"] is True for p in params)
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        (["--setting", "no_such_setting=1"], "no_such_setting"),
+        (["--setting", "modality=tem"], "modality"),
+        (["--scenario", "nope"], "nope"),
+    ],
+)
+def test_simulate_refuses_bad_settings_in_one_line_before_writing(tmp_path, capsys, bad, named):
+    out = tmp_path / "sim"
+    assert main(["simulate", str(out), "--n", "2", "--shape", "64", "64", *bad]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("nanomorph: error:") and named in error and "\n" not in error
+    assert not out.exists()
+
+
 def test_export_model_folder_replaces_the_model_keeps_the_card_and_adds_the_log(tmp_path):
     import stat
 

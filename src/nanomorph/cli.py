@@ -276,16 +276,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulate import write_dataset
+    from .simulate import SimulationParameterError, UnknownScenarioError, write_dataset
 
-    out = write_dataset(
-        args.out,
-        n_images=args.n,
-        seed=args.seed,
-        shape=tuple(args.shape),
-        scenarios=[args.scenario] if args.scenario else None,
-        fmt=args.format,
-    )
+    try:
+        out = write_dataset(
+            args.out,
+            n_images=args.n,
+            seed=args.seed,
+            shape=tuple(args.shape),
+            scenarios=[args.scenario] if args.scenario else None,
+            fmt=args.format,
+            pixel_size_nm=args.pixel_size,
+            overrides=dict(args.setting),
+        )
+    except (SimulationParameterError, UnknownScenarioError) as exc:
+        raise CliError(str(exc)) from None
     print(f"{args.n} simulated micrographs written to {out}", file=sys.stderr)
     return 0
 
@@ -406,14 +411,13 @@ def _evaluation_segmenter(args: argparse.Namespace):
 
 def _check_simulation_settings(overrides: dict[str, Any], scenarios: Sequence[str]) -> None:
     """Fail in one line before a long evaluation if a setting is unknown or unusable."""
-    from .simulate import SCENARIOS, simulate_micrograph
+    from .simulate import SCENARIOS, SimulationParameterError, check_settings
 
-    for scenario in (s for s in scenarios if s in SCENARIOS):
-        try:  # a tiny image draws every setting the test images use
-            simulate_micrograph(0, shape=(32, 32), scenario=scenario, **overrides)
-        except (TypeError, ValueError) as exc:  # unknown names, values of the wrong kind
-            settings = " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
-            raise CliError(f"--simulation-setting {settings}: {exc}") from None
+    try:
+        check_settings(overrides, [s for s in scenarios if s in SCENARIOS])
+    except SimulationParameterError as exc:  # unknown names, values of the wrong kind
+        settings = " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
+        raise CliError(f"--simulation-setting {settings}: {exc}") from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -534,6 +538,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
     p.add_argument("--scenario", default=None, help="one scenario (default: a random mix)")
     p.add_argument("--format", choices=("tif", "dm3", "dm4"), default="tif")
+    p.add_argument(
+        "--pixel-size",
+        type=positive_float,
+        default=None,
+        metavar="NM",
+        help="pixel size of every image in nm (default: drawn per image, 0.02-10 nm)",
+    )
+    p.add_argument(
+        "--setting",
+        type=simulation_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a simulation setting for every image (repeatable; VALUE as JSON, e.g. "
+        "modality=haadf, dose=1e4, support_platelets=true; the names are those of "
+        "params.jsonl)",
+    )
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("train", help="train the segmentation network on simulated micrographs")

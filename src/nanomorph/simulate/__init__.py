@@ -9,6 +9,7 @@ from nanomorph.simulate.micrograph import (
     PARTICLE_TABLE_COLUMNS,
     SimulatedMicrograph,
     SimulationParameterError,
+    check_settings,
     simulate_micrograph,
 )
 from nanomorph.simulate.negatives import NEGATIVE_KINDS, NEGATIVE_SCENARIO, simulate_negative
@@ -25,6 +26,7 @@ __all__ = [
     "SimulatedMicrograph",
     "SimulationParameterError",
     "UnknownScenarioError",
+    "check_settings",
     "simulate_micrograph",
     "simulate_negative",
     "write_dataset",

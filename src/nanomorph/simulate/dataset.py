@@ -13,15 +13,20 @@ Layout of ``out_dir``::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import tifffile
 from PIL import Image
 
-from nanomorph.simulate.micrograph import SimulationParameterError, simulate_micrograph
+from nanomorph.simulate.micrograph import (
+    SimulationParameterError,
+    check_settings,
+    simulate_micrograph,
+)
 from nanomorph.simulate.scenarios import SCENARIOS, UnknownScenarioError
 
 MANIFEST_NAME = "manifest.csv"
@@ -43,6 +48,7 @@ def write_dataset(
     fmt: str = "tif",
     pixel_size_nm: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Path:
     """Simulate ``n_images`` micrographs and write them with masks, labels and particle tables.
 
@@ -68,6 +74,10 @@ def write_dataset(
         Fix the pixel size of every image.
     progress : callable, optional
         Called as ``progress(done, total)`` after each image (e.g. to update a progress bar).
+    overrides : mapping, optional
+        Simulation settings fixed for every image (``modality="haadf"``,
+        ``support_platelets=True``, ...: the ``**overrides`` of :func:`simulate_micrograph`);
+        checked on a tiny image of every scenario before anything is written.
 
     Returns
     -------
@@ -77,7 +87,8 @@ def write_dataset(
     Raises
     ------
     SimulationParameterError
-        If ``n_images`` is negative or ``fmt`` is not a known format.
+        If ``n_images`` is negative, ``fmt`` is not a known format, or an override names no
+        setting or has a value the simulator cannot use.
     UnknownScenarioError
         If a scenario name is not one of `SCENARIOS`.
     """
@@ -90,6 +101,13 @@ def write_dataset(
     for name in scenarios or []:
         if name not in SCENARIOS:
             raise UnknownScenarioError(f"unknown scenario {name!r}; expected one of {SCENARIOS}")
+    overrides = dict(overrides or {})
+    if overrides:
+        try:
+            check_settings(overrides, scenarios or SCENARIOS, pixel_size_nm)
+        except SimulationParameterError as exc:
+            settings = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+            raise SimulationParameterError(f"simulation settings {settings}: {exc}") from None
     from nanomorph.io import write_calibrated_tiff, write_dm
 
     out = Path(out_dir)
@@ -100,7 +118,9 @@ def write_dataset(
     param_lines = []
     for i, child in enumerate(seeds):
         scenario = scenarios[i % len(scenarios)] if scenarios else None
-        sim = simulate_micrograph(child, shape, pixel_size_nm=pixel_size_nm, scenario=scenario)
+        sim = simulate_micrograph(
+            child, shape, pixel_size_nm=pixel_size_nm, scenario=scenario, **overrides
+        )
         name = f"sim_{i:06d}"
         image = sim.image.astype(sim.params["output_dtype"])
         image_path = out / "images" / f"{name}.{fmt}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -332,3 +333,31 @@ def _visible_parts(
         nearest_id=ids[nearest[0], nearest[1]],
         gains=gains,
     )
+
+
+def check_settings(
+    overrides: dict[str, Any],
+    scenarios: Sequence[str] = SCENARIOS,
+    pixel_size_nm: float | None = None,
+) -> None:
+    """Refuse, before a long run, settings `simulate_micrograph` cannot use.
+
+    A tiny image of every scenario in `scenarios` draws every setting the full-size ones use, so
+    an unknown name or a value of the wrong kind fails here and not after hours of images.
+
+    Raises
+    ------
+    SimulationParameterError
+        With the simulator's own message.
+    UnknownScenarioError
+        If a scenario name is not one of `SCENARIOS`.
+    """
+    for scenario in scenarios:
+        try:
+            simulate_micrograph(
+                0, (32, 32), pixel_size_nm=pixel_size_nm, scenario=scenario, **overrides
+            )
+        except (SimulationParameterError, UnknownScenarioError):
+            raise
+        except (TypeError, ValueError) as exc:  # a value of the wrong kind for its setting
+            raise SimulationParameterError(str(exc)) from None
