@@ -197,6 +197,7 @@ def test_simulate_fixes_settings_and_pixel_size_for_every_image(tmp_path):
         (["--setting", "no_such_setting=1"], "no_such_setting"),
         (["--setting", "modality=tem"], "modality"),
         (["--scenario", "nope"], "nope"),
+        (["--shape", "4", "4"], "shape"),
     ],
 )
 def test_simulate_refuses_bad_settings_in_one_line_before_writing(tmp_path, capsys, bad, named):
@@ -274,6 +275,8 @@ def test_evaluate_fixes_simulation_settings_and_refuses_unknown_ones(tmp_path, c
         main([*argv, "--simulation-setting", "dose"])
     assert main([*argv[:4], "isolatd", *argv[5:]]) == 2
     assert "unknown scenario 'isolatd'" in capsys.readouterr().err
+    assert main([*argv[:6], "0", *argv[7:]]) == 2
+    assert "the evaluation data set is empty" in capsys.readouterr().err
 
 
 def test_evaluate_with_declared_polarity_keeps_the_true_particles(tmp_path):

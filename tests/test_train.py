@@ -134,6 +134,13 @@ def test_resumed_training_continues_from_the_saved_step(tmp_path):
         torch.testing.assert_close(resumed[key], value)
 
 
+@pytest.mark.parametrize("setting", ["steps", "batch_size", "val_every", "log_every"])
+def test_counts_below_one_are_refused_before_anything_is_written(tmp_path, setting):
+    with pytest.raises(TrainingError, match=f"{setting} must be at least 1, got 0"):
+        run(tmp_path / "run", **{setting: 0})
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_refuses_a_checkpoint_from_different_settings(tmp_path):
     run(tmp_path, steps=4, val_every=4, stop_after_steps=4)
     with pytest.raises(TrainingError, match="batch_size"):

@@ -422,7 +422,7 @@ def _check_simulation_settings(overrides: dict[str, Any], scenarios: Sequence[st
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import AnalysisParameters, postprocess
-    from .segment.evaluate import DEFAULT_SCENARIOS, evaluate
+    from .segment.evaluate import DEFAULT_SCENARIOS, EvaluationError, evaluate
     from .simulate import UnknownScenarioError
 
     segmenter = _evaluation_segmenter(args)
@@ -472,7 +472,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             segmentation=_segmentation_record(segmenter),
             simulation_overrides=overrides or None,
         )
-    except UnknownScenarioError as exc:
+    except (UnknownScenarioError, EvaluationError) as exc:
         raise CliError(str(exc)) from None
     print(
         f"{'scenario':26s} {'particle IoU':>12s} {'recall':>7s} {'precision':>9s} "

@@ -1107,6 +1107,14 @@ def train(
     """
     from tqdm.auto import tqdm
 
+    for name, value in (
+        ("steps", steps),
+        ("batch_size", batch_size),
+        ("val_every", val_every),
+        ("log_every", log_every),
+    ):
+        if value < 1:
+            raise TrainingError(f"{name} must be at least 1, got {value}")
     if tile_size % 32:
         raise TrainingError(f"tile_size must be a multiple of 32, got {tile_size}")
     if n_images < 5:

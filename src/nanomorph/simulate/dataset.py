@@ -25,6 +25,7 @@ from PIL import Image
 from nanomorph.simulate.micrograph import (
     SimulationParameterError,
     check_settings,
+    checked_shape,
     simulate_micrograph,
 )
 from nanomorph.simulate.scenarios import SCENARIOS, UnknownScenarioError
@@ -87,8 +88,9 @@ def write_dataset(
     Raises
     ------
     SimulationParameterError
-        If ``n_images`` is negative, ``fmt`` is not a known format, or an override names no
-        setting or has a value the simulator cannot use.
+        If ``n_images`` is negative, ``fmt`` is not a known format, ``shape`` is not two sizes
+        of at least 8 px, or an override names no setting or has a value the simulator cannot
+        use.
     UnknownScenarioError
         If a scenario name is not one of `SCENARIOS`.
     """
@@ -96,6 +98,7 @@ def write_dataset(
         raise SimulationParameterError(f"n_images must be zero or more, got {n_images!r}")
     if fmt not in FORMATS:
         raise SimulationParameterError(f"format {fmt!r} is not one of {FORMATS}")
+    shape = checked_shape(shape)
     if isinstance(scenarios, str):
         scenarios = [scenarios]
     for name in scenarios or []:

@@ -82,6 +82,13 @@ def _generators(seed_or_rng: int | np.random.Generator | np.random.SeedSequence)
     return [np.random.default_rng(s) for s in seq.spawn(4)]
 
 
+def checked_shape(shape: Sequence[int]) -> tuple[int, int]:
+    """``shape`` as two ints; `SimulationParameterError` unless it is two sizes of 8 px or more."""
+    if len(shape) != 2 or min(shape) < 8:
+        raise SimulationParameterError(f"shape must be two sizes of at least 8 px, got {shape!r}")
+    return int(shape[0]), int(shape[1])
+
+
 def simulate_micrograph(
     seed_or_rng: int | np.random.Generator | np.random.SeedSequence,
     shape: tuple[int, int] = (512, 512),
@@ -127,9 +134,7 @@ def simulate_micrograph(
     >>> sim.image.shape, sim.mask.dtype.name
     ((128, 128), 'bool')
     """
-    if len(shape) != 2 or min(shape) < 8:
-        raise SimulationParameterError(f"shape must be two sizes of at least 8 px, got {shape!r}")
-    shape = (int(shape[0]), int(shape[1]))
+    shape = checked_shape(shape)
     if pixel_size_nm is not None and not pixel_size_nm > 0:
         raise SimulationParameterError(f"pixel_size_nm must be positive, got {pixel_size_nm!r}")
     g_params, g_scene, g_image, g_detector = _generators(seed_or_rng)
