@@ -180,7 +180,8 @@ def grain_aggregate(
     radius_px : float
         Typical grain radius in pixels.
     cover : float
-        Summed grain area over field area (above 1: grains overlap a lot).
+        Grain count as if every grain had `radius_px`, over the field area; with the three
+        grain sizes the summed area comes out about 1.3 × cover (above 1: grains overlap a lot).
     clump : float
         0: grains spread uniformly; 1: grains gathered in a few aggregates.
 
@@ -242,7 +243,9 @@ def platelet_aggregate(
     half_length_px : float
         Typical half-length of a crystallite's long side in pixels.
     cover : float
-        Summed crystallite area over field area (above 1: they pile up).
+        Crystallite count as if each covered 4/3 half_length_px² over the field area; with the
+        drawn sizes and shapes the summed area comes out about 1.5 × cover (above 1: they
+        pile up).
     clump : float
         0: crystallites spread uniformly; 1: gathered in a few aggregates.
 
@@ -253,6 +256,8 @@ def platelet_aggregate(
     """
     h, w = shape
     half_length_px = max(half_length_px, 2.0)
+    # kept as the unit of `cover` the trained experiments used, though the drawn crystallites
+    # average about 2 half_length_px² (so their summed area is ~1.5x cover)
     mean_area = 4 * half_length_px**2 / 3.0
     n = int(np.clip(cover * h * w / mean_area, 1, 3000))
     n_agg = max(1, int(n / rng.uniform(4, 40)))
