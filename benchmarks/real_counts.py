@@ -28,6 +28,7 @@ import pandas as pd
 from PIL import Image
 
 from nanomorph.cli import PRECISION_CHOICES, non_negative_float, positive_float, probability
+from nanomorph.pipeline import SEPARATION_METHODS
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "supported-catalysts"
@@ -61,6 +62,7 @@ def particlespy_rows(
     flatten_support_px: float | None = None,
     min_peak_probability: float | None = None,
     precision: str = "auto",
+    separation: str = "uecs",
 ) -> list[dict]:
     """Counts and sizes on the two calibrated ParticleSpy HAADF images (no hand count exists)."""
     from nanomorph.io import read_micrographs
@@ -82,7 +84,11 @@ def particlespy_rows(
             min_peak_probability=min_peak_probability,
             flatten_support_px=flatten_support_px,
         )
-        params = AnalysisParameters(edge="flag", polarity="bright" if declare_polarity else "auto")
+        params = AnalysisParameters(
+            edge="flag",
+            polarity="bright" if declare_polarity else "auto",
+            separation=separation,
+        )
         result = analyze_micrograph(micrograph, segmenter, params)
         d = result.particles["equivalent_diameter_nm"]
         rows.append(
@@ -249,6 +255,13 @@ def main(argv=None) -> int:
         "model's setting)",
     )
     parser.add_argument(
+        "--separation",
+        choices=SEPARATION_METHODS,
+        default="uecs",
+        help="how the analysis splits overlapping particles (default uecs, the reference "
+        "method's); recorded in the JSON",
+    )
+    parser.add_argument(
         "--precision",
         choices=PRECISION_CHOICES,
         default="auto",
@@ -277,7 +290,9 @@ def main(argv=None) -> int:
     for name in names:
         polarity = "dark" if is_bright_field(name) else "bright"
         params = AnalysisParameters(
-            edge="flag", polarity=polarity if args.declare_polarity else "auto"
+            edge="flag",
+            polarity=polarity if args.declare_polarity else "auto",
+            separation=args.separation,
         )
         segmenter = make_segmenter(
             args.segmenter,
@@ -307,6 +322,7 @@ def main(argv=None) -> int:
         "nominal_pixel_size_nm": args.pixel_size,
         "test_time_flips": args.test_time_flips,
         "declared_polarity": args.declare_polarity,
+        "separation": args.separation,
         "flatten_support_px": args.flatten_support,
         "min_peak_probability": args.min_peak_probability,
         "segmentation": describe_for_results(segmenter) if rows else None,
@@ -335,6 +351,7 @@ def main(argv=None) -> int:
             args.flatten_support,
             args.min_peak_probability,
             args.precision,
+            args.separation,
         ),
     }
     for r in summary["particlespy"]:

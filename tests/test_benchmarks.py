@@ -164,3 +164,44 @@ def test_real_counts_gives_the_chosen_precision_to_every_segmenter(
     assert real_counts.main(["--images", "PtCo", "--precision", "fp32", "--out", str(out)]) == 0
     expected_calls = 1 + len(json.loads(out.read_text())["particlespy"])
     assert requested == ["fp32"] * expected_calls
+
+
+def test_retrain_script_runs_the_commands_the_model_card_gives():
+    import json
+
+    retrain = _load_script("retrain_both_stages")
+    folder = REPO / "resources" / "models" / "nanomorph-deeplabv3plus-r18"
+    card = (folder / "MODEL_CARD.md").read_text()
+    config = json.loads((folder / "config.json").read_text())
+    stage1 = retrain.STAGE1
+    assert (
+        f"--steps {stage1['steps']} --n-images {stage1['n_images']} "
+        f"--val-every {stage1['val_every']}"
+    ) in card
+    # Stage 2 is the shipped model: its own config records how it was trained.
+    stage2, trained = retrain.STAGE2, config["training"]
+    assert (stage2["steps"], stage2["n_images"], stage2["val_every"], stage2["lr"]) == (
+        trained["steps"],
+        trained["n_images"],
+        trained["val_every"],
+        trained["lr"],
+    )
+    assert stage2["flatten_support"] == config["preprocess"]["flatten_sigma_px"]
+
+
+def test_retrain_script_trains_both_stages_and_records_them(tmp_path):
+    import json
+
+    retrain = _load_script("retrain_both_stages")
+    out = tmp_path / "retrain"
+    result = retrain.main(["--quick", "--device", "cpu", "--out-dir", str(out)])
+    assert [row["stage"] for row in result["stages"]] == ["stage1", "stage2"]
+    stage2 = result["stages"][1]["command"]
+    assert stage2[stage2.index("--init") + 1] == str(out / "stage1" / "model")
+    assert stage2[stage2.index("--flatten-support") + 1] == "32"
+    assert (out / "stage2" / "model" / "model.safetensors").exists()
+    assert (
+        json.loads((out / "timing.json").read_text())["stages"][0]["weights_sha256"]
+        == (result["stages"][0]["weights_sha256"])
+    )
+    assert not list(out.glob("*.partial"))

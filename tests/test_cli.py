@@ -297,6 +297,26 @@ def test_evaluate_with_declared_polarity_keeps_the_true_particles(tmp_path):
     assert main([*argv, "--n", "1", "-q"]) == 2
 
 
+def test_evaluate_separates_with_the_chosen_method_and_records_it(tmp_path):
+    """On the exact mask of overlapping scenes, watershed splits what "none" keeps whole."""
+    predicted = {}
+    for method in ("none", "watershed"):
+        out = tmp_path / method
+        argv = ["evaluate", "--segmenter", "truth", "--scenarios", "overlapping", "--n", "2"]
+        argv += ["--shape", "128", "128", "--separation", method, "--out", str(out), "-q"]
+        assert main(argv) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["analysis"] == {
+            "instances": "pipeline",
+            "separation": method,
+            "declared_polarity": False,
+        }
+        predicted[method] = pd.read_csv(out / "per_image.csv")["n_predicted"].sum()
+    assert predicted["watershed"] > predicted["none"]
+    argv = ["evaluate", "--instances", "truth", "--separation", "watershed"]
+    assert main([*argv, "--n", "1", "-q", "--out", str(tmp_path / "x")]) == 2
+
+
 def test_analyze_with_test_time_flips_records_them(tmp_path):
     """The shipped network, read four ways: the option reaches the model and the metadata."""
     # The full field: on a 160² crop the one disk's averaged peak (0.94) stays under the

@@ -426,9 +426,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .simulate import UnknownScenarioError
 
     segmenter = _evaluation_segmenter(args)
-    params = AnalysisParameters()
+    params = AnalysisParameters(separation=args.separation)
     if args.declare_polarity and args.instances != "pipeline":
         raise CliError("--declare-polarity needs --instances pipeline (the analysis)")
+    if args.separation != "uecs" and args.instances != "pipeline":
+        raise CliError("--separation needs --instances pipeline (the analysis)")
     instances_fn = None
     item_instances_fn = None
     if args.instances == "truth":
@@ -471,6 +473,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             segmentation=_segmentation_record(segmenter),
             simulation_overrides=overrides or None,
+            analysis={
+                "instances": args.instances,
+                "separation": args.separation if args.instances == "pipeline" else None,
+                "declared_polarity": bool(args.declare_polarity),
+            },
         )
     except (UnknownScenarioError, EvaluationError) as exc:
         raise CliError(str(exc)) from None
@@ -675,6 +682,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="pipeline",
         help="particles = connected components, the despeckle+separation pipeline (default), "
         "or the simulator's own visible parts (the ceiling of any split)",
+    )
+    p.add_argument(
+        "--separation",
+        choices=("uecs", "watershed", "none"),
+        default="uecs",
+        help="how the analysis splits overlapping particles (--instances pipeline; default uecs)",
     )
     p.add_argument(
         "--declare-polarity",

@@ -215,6 +215,7 @@ def evaluate(
     item_instances_fn: Callable[[np.ndarray, Any], np.ndarray] | None = None,
     segmentation: dict[str, Any] | None = None,
     simulation_overrides: dict[str, Any] | None = None,
+    analysis: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score a segmenter per scenario: pixel classes, particles found and their diameters.
 
@@ -247,6 +248,9 @@ def evaluate(
         more of the test image than its pixel size (its ``image`` or ``modality``).
     segmentation : dict, optional
         How the segmenter was set up (its ``describe()``), recorded as ``segmentation``.
+    analysis : dict, optional
+        How the particles were made from the mask (e.g. the separation method), recorded as
+        ``analysis``.
     simulation_overrides : dict, optional
         Simulation settings fixed for every test image (see :func:`simulated_test_set`), e.g.
         the dose, to score the same scenes under other recording conditions; recorded as
@@ -388,6 +392,8 @@ def evaluate(
     }
     if segmentation is not None:
         result["segmentation"] = segmentation
+    if analysis is not None:
+        result["analysis"] = dict(analysis)
     if simulation_overrides:
         result["simulation_overrides"] = dict(simulation_overrides)
     if out_dir is not None:
