@@ -27,8 +27,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from nanomorph.cli import PRECISION_CHOICES, non_negative_float, positive_float, probability
-from nanomorph.pipeline import SEPARATION_METHODS
+from nanomorph.cli import (
+    PRECISION_CHOICES,
+    SEPARATION_CHOICES,
+    non_negative_float,
+    positive_float,
+    probability,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "supported-catalysts"
@@ -256,7 +261,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--separation",
-        choices=SEPARATION_METHODS,
+        choices=SEPARATION_CHOICES,
         default="uecs",
         help="how the analysis splits overlapping particles (default uecs, the reference "
         "method's); recorded in the JSON",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -68,12 +69,9 @@ def machine() -> dict:
         "torch": torch.__version__,
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    try:
-        import os
-
-        info["cpu_cores"] = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        info["cpu_cores"] = None
+    # sched_getaffinity counts the cores this process may use (a container's, not the host's).
+    affinity = getattr(os, "sched_getaffinity", None)
+    info["cpu_cores"] = len(affinity(0)) if affinity else os.cpu_count()
     return info
 
 

@@ -299,6 +299,10 @@ def test_evaluate_with_declared_polarity_keeps_the_true_particles(tmp_path):
 
 def test_evaluate_separates_with_the_chosen_method_and_records_it(tmp_path):
     """On the exact mask of overlapping scenes, watershed splits what "none" keeps whole."""
+    from nanomorph.cli import SEPARATION_CHOICES
+    from nanomorph.pipeline import SEPARATION_METHODS
+
+    assert SEPARATION_CHOICES == SEPARATION_METHODS
     predicted = {}
     for method in ("none", "watershed"):
         out = tmp_path / method

@@ -16,6 +16,8 @@ from . import __version__
 
 # Mirrors segment.inference.PRECISIONS; repeated so that `--help` does not import torch.
 PRECISION_CHOICES = ("auto", "bf16", "fp32")
+# Mirrors pipeline.SEPARATION_METHODS, for the same reason (pipeline imports pandas).
+SEPARATION_CHOICES = ("uecs", "watershed", "none")
 
 log = logging.getLogger("nanomorph")
 
@@ -141,7 +143,7 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--separation",
-        choices=("uecs", "watershed", "none"),
+        choices=SEPARATION_CHOICES,
         default="uecs",
         help="how overlapping particles are split (default uecs)",
     )
@@ -685,7 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--separation",
-        choices=("uecs", "watershed", "none"),
+        choices=SEPARATION_CHOICES,
         default="uecs",
         help="how the analysis splits overlapping particles (--instances pipeline; default uecs)",
     )
