@@ -20,15 +20,18 @@ from nanomorph.segment.train import (
     THRESHOLD_IOU_TOLERANCE,
     AugmentConfig,
     PoolImage,
+    TrainConfig,
     TrainingError,
     TrainingSample,
     augment_intensity,
     bce_dice_loss,
     choose_threshold,
+    loss_weights,
     lr_factor,
     make_batch,
     min_peak_probability_scores,
     outline_weights,
+    small_particle_weights,
     split_of_seed,
     train,
     with_flattening,
@@ -342,6 +345,60 @@ def test_weighted_cross_entropy_counts_the_outline_more():
     assert float(weighted) > 1.5 * float(plain)
     ones, _ = bce_dice_loss(wrong_at_edge, target, 0.0, pixel_weight=torch.ones_like(target))
     assert float(ones) == pytest.approx(float(plain))
+
+
+def test_small_particle_weights_favour_small_particles_and_the_band_around_them():
+    mask = np.zeros((120, 120), bool)
+    mask[disk((20, 20), 3)] = True  # equivalent diameter ~ 6.5 px: full extra weight
+    mask[disk((20, 80), 6)] = True  # diameter ~ 11.6: 16 / 11.6 - 1 = 0.38 of it
+    mask[disk((80, 60), 25)] = True  # diameter ~ 50: none
+    weights = small_particle_weights(mask, 3.0, 16.0)
+    assert weights[20, 20] == weights[20, 22] == pytest.approx(4.0)  # centre and rim
+    assert weights[20, 25] == pytest.approx(4.0)  # 3 px outside the rim: still the particle's
+    assert weights[20, 26] == 1.0  # beyond the band
+    middle_diameter = np.sqrt(4 * mask[10:31, 70:91].sum() / np.pi)
+    assert weights[20, 80] == pytest.approx(1 + 3.0 * (16.0 / middle_diameter - 1))
+    assert weights[80, 60] == weights[80, 86] == weights[0, 119] == 1.0
+    assert np.array_equal(small_particle_weights(mask, 0.0, 16.0), np.ones(mask.shape))
+    assert np.array_equal(
+        small_particle_weights(np.zeros_like(mask), 3.0, 16.0), np.ones(mask.shape)
+    )
+
+
+def test_loss_weights_combine_the_outline_and_small_particle_weightings():
+    masks = torch.zeros(2, 1, 64, 64)
+    masks[0, 0][disk((30, 30), 3)] = 1
+    plain = TrainConfig()
+    assert loss_weights(masks, plain) is None
+    small = loss_weights(masks, replace(plain, small_particle_weight=3.0))
+    edge = loss_weights(masks, replace(plain, edge_weight=2.0))
+    both = loss_weights(masks, replace(plain, small_particle_weight=3.0, edge_weight=2.0))
+    assert small.shape == masks.shape and float(small[0, 0, 30, 30]) == pytest.approx(4.0)
+    assert torch.all(small[1] == 1)  # a tile without particles weights every pixel alike
+    assert torch.allclose(both, small * edge)
+
+
+def test_small_particle_weighted_training_records_its_setting(tmp_path):
+    result = run(tmp_path, steps=4, val_every=4, log_every=2, small_particle_weight=3.0)
+    assert result["finished"]
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    training = config["training"]
+    assert (training["small_particle_weight"], training["small_particle_diameter_px"]) == (3, 16)
+    with pytest.raises(TrainingError, match="small_particle_weight"):
+        run(tmp_path, steps=4, val_every=4, log_every=2)
+    with pytest.raises(TrainingError, match="small_particle_diameter_px"):
+        run(tmp_path / "bad", small_particle_diameter_px=0.0)
+
+
+def test_train_cli_passes_the_small_particle_weighting_to_train(train_cli, tmp_path):
+    main, seen = train_cli
+    args = ["train", "--out", str(tmp_path), "-q"]
+    assert main(args) == 0
+    assert (seen["small_particle_weight"], seen["small_particle_diameter_px"]) == (0.0, 16.0)
+    assert main([*args, "--small-particle-weight", "3", "--small-particle-diameter", "12"]) == 0
+    assert (seen["small_particle_weight"], seen["small_particle_diameter_px"]) == (3.0, 12.0)
+    with pytest.raises(SystemExit):
+        main([*args, "--small-particle-diameter", "0"])
 
 
 def test_edge_weighted_training_runs_records_its_setting_and_refuses_other_checkpoints(tmp_path):

@@ -359,6 +359,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             flatten_support_px=args.flatten_support,
             edge_weight=args.edge_weight,
             edge_sigma_px=args.edge_sigma,
+            small_particle_weight=args.small_particle_weight,
+            small_particle_diameter_px=args.small_particle_diameter,
             arch_options={"decoder_channels": args.decoder_channels}
             if args.decoder_channels
             else None,
@@ -662,6 +664,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PX",
         help="width of the outline band --edge-weight emphasises, in working-grid pixels "
         "(default 1.5)",
+    )
+    p.add_argument(
+        "--small-particle-weight",
+        type=non_negative_float,
+        default=0.0,
+        metavar="W",
+        help="extra cross-entropy weight of particles smaller than --small-particle-diameter "
+        "and of the 3 px around them, 1 + W from half that diameter down (default 0: every "
+        "pixel alike)",
+    )
+    p.add_argument(
+        "--small-particle-diameter",
+        type=positive_float,
+        default=16.0,
+        metavar="PX",
+        help="equivalent diameter in working-grid pixels from which on a particle gets no "
+        "extra weight from --small-particle-weight (default 16)",
     )
     p.add_argument(
         "--export",

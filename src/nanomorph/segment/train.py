@@ -243,6 +243,10 @@ class TrainConfig:
     edge_weight: float = 0.0
     #: Width (Gaussian sigma, working-grid pixels) of the band that `edge_weight` emphasises.
     edge_sigma_px: float = 1.5
+    #: Extra cross-entropy weight of small particles and the pixels around them (0: none).
+    small_particle_weight: float = 0.0
+    #: Equivalent diameter (working-grid pixels) below which `small_particle_weight` applies.
+    small_particle_diameter_px: float = 16.0
     #: Share of the pool that is particle-free scenes (hard negatives; see `simulated_sample`).
     negative_fraction: float = 0.0
     #: Share of the pool whose HAADF supports are out of focus (see `simulated_sample`).
@@ -542,6 +546,68 @@ def outline_weights(mask: np.ndarray, edge_weight: float, sigma_px: float) -> np
     )
     band = np.exp(-((distance - 0.5) ** 2) / (2.0 * sigma_px**2))
     return (1.0 + edge_weight * band).astype(np.float32)
+
+
+def small_particle_weights(
+    mask: np.ndarray, weight: float, diameter_px: float, band_px: float = 3.0
+) -> np.ndarray:
+    """Per-pixel loss weights that make small particles count as much as large ones.
+
+    Each connected particle region of equivalent diameter ``d`` (pixels) gets the factor
+    ``1 + weight * clip(diameter_px / d - 1, 0, 1)``: 1 for regions of `diameter_px` and more,
+    ``1 + weight`` for those of half that and less, in between linearly in ``1/d``. The factor
+    covers the region and the background within `band_px` of it (the nearest region's, where two
+    are that close), because a small particle's errors are as often the rim around it and the gap
+    to its neighbour as its own pixels. Everything else keeps weight 1. Pixel-wise losses favour
+    large particles, which hold most pixels, whereas a particle count, its mean diameter and the
+    instance recall count each particle once.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        2-D particle mask.
+    weight : float
+        Extra weight of the smallest particles (0: all ones).
+    diameter_px : float
+        Equivalent diameter in pixels from which on a particle gets no extra weight.
+    band_px : float
+        How far around a region its factor reaches into the background.
+
+    Returns
+    -------
+    ndarray of float32
+        Weights >= 1, of the mask's shape.
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask, dtype=bool)
+    if weight <= 0 or not mask.any():
+        return np.ones(mask.shape, dtype=np.float32)
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    area = np.bincount(labels.ravel(), minlength=n + 1).astype(np.float64)
+    diameter = np.sqrt(4.0 * np.maximum(area, 1.0) / np.pi)
+    factor = 1.0 + weight * np.clip(diameter_px / diameter - 1.0, 0.0, 1.0)
+    factor[0] = 1.0
+    distance, (rows, cols) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+    nearest = labels[rows, cols]
+    weights = np.where(distance <= band_px, factor[nearest], 1.0)
+    return weights.astype(np.float32)
+
+
+def loss_weights(masks: torch.Tensor, settings: TrainConfig) -> torch.Tensor | None:
+    """The batch's per-pixel cross-entropy weights of `settings` (None: every pixel alike)."""
+    if settings.edge_weight <= 0 and settings.small_particle_weight <= 0:
+        return None
+    weights = []
+    for tile in masks:
+        mask = tile[0].numpy() > 0.5
+        w = outline_weights(mask, settings.edge_weight, settings.edge_sigma_px)
+        if settings.small_particle_weight > 0:
+            w = w * small_particle_weights(
+                mask, settings.small_particle_weight, settings.small_particle_diameter_px
+            )
+        weights.append(w)
+    return torch.from_numpy(np.stack(weights)[:, None])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1007,6 +1073,8 @@ def train(
     flatten_support_px: float | None = None,
     edge_weight: float = 0.0,
     edge_sigma_px: float = 1.5,
+    small_particle_weight: float = 0.0,
+    small_particle_diameter_px: float = 16.0,
     arch_options: dict[str, Any] | None = None,
     init_encoder_from: str | Path | None = None,
     negative_fraction: float = 0.0,
@@ -1073,6 +1141,11 @@ def train(
     edge_weight, edge_sigma_px : float
         Extra cross-entropy weight of the pixels at the outlines, in a band of Gaussian width
         `edge_sigma_px` (:func:`outline_weights`); 0 weights every pixel alike.
+    small_particle_weight, small_particle_diameter_px : float
+        Extra cross-entropy weight of particles smaller than `small_particle_diameter_px`
+        (equivalent diameter, working-grid pixels) and of the background around them
+        (:func:`small_particle_weights`); 0 weights every pixel alike. Multiplies the outline
+        weighting where both are given.
     arch_options : dict, optional
         Further arguments of the architecture (:func:`~nanomorph.segment.model.build_model`),
         e.g. ``{"decoder_channels": [128, 64, 32, 16, 8]}``.
@@ -1123,6 +1196,14 @@ def train(
         raise TrainingError(f"edge_weight must be a number >= 0, got {edge_weight}")
     if not (math.isfinite(edge_sigma_px) and edge_sigma_px > 0):
         raise TrainingError(f"edge_sigma_px must be a number > 0, got {edge_sigma_px}")
+    if not (math.isfinite(small_particle_weight) and small_particle_weight >= 0):
+        raise TrainingError(
+            f"small_particle_weight must be a number >= 0, got {small_particle_weight}"
+        )
+    if not (math.isfinite(small_particle_diameter_px) and small_particle_diameter_px > 0):
+        raise TrainingError(
+            f"small_particle_diameter_px must be a number > 0, got {small_particle_diameter_px}"
+        )
     _check_pool_fraction("negative_fraction", negative_fraction, sample_source, below_one=True)
     _check_pool_fraction("support_defocus_fraction", support_defocus_fraction, sample_source)
     _check_pool_fraction("platelet_support_fraction", platelet_support_fraction, sample_source)
@@ -1157,6 +1238,8 @@ def train(
         precision=precision,
         edge_weight=float(edge_weight),
         edge_sigma_px=float(edge_sigma_px),
+        small_particle_weight=float(small_particle_weight),
+        small_particle_diameter_px=float(small_particle_diameter_px),
         negative_fraction=float(negative_fraction),
         support_defocus_fraction=float(support_defocus_fraction),
         platelet_support_fraction=float(platelet_support_fraction),
@@ -1239,6 +1322,8 @@ def train(
             "init_encoder_only",
             "edge_weight",
             "edge_sigma_px",
+            "small_particle_weight",
+            "small_particle_diameter_px",
             "negative_fraction",
             "support_defocus_fraction",
             "platelet_support_fraction",
@@ -1294,13 +1379,9 @@ def train(
         x, y = make_batch(
             train_pool, batch_size, tile_size, rng, settings.augment, settings.preprocess
         )
-        pixel_weight = None
-        if settings.edge_weight > 0:
-            weights = [
-                outline_weights(tile[0].numpy() > 0.5, settings.edge_weight, settings.edge_sigma_px)
-                for tile in y
-            ]
-            pixel_weight = torch.from_numpy(np.stack(weights)[:, None]).to(device_)
+        pixel_weight = loss_weights(y, settings)
+        if pixel_weight is not None:
+            pixel_weight = pixel_weight.to(device_)
         x, y = x.to(device_), y.to(device_)
         if device_.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
