@@ -140,6 +140,14 @@ def _check_pool_fraction(
         raise TrainingError(f"{name} applies to the simulated pool, not a sample_source")
 
 
+def _check_loss_weighting(name: str, value: float, zero_allowed: bool) -> None:
+    """Refuse a loss-weighting setting that is not a finite number >= 0 (or > 0)."""
+    if not (math.isfinite(value) and (value >= 0 if zero_allowed else value > 0)):
+        raise TrainingError(
+            f"{name} must be a number {'>=' if zero_allowed else '>'} 0, got {value}"
+        )
+
+
 def simulated_sample(
     seed: int,
     shape: tuple[int, int] = (384, 384),
@@ -1192,18 +1200,12 @@ def train(
         raise TrainingError(f"tile_size must be a multiple of 32, got {tile_size}")
     if n_images < 5:
         raise TrainingError(f"n_images must be at least 5 for a 60/20/20 split, got {n_images}")
-    if not (math.isfinite(edge_weight) and edge_weight >= 0):
-        raise TrainingError(f"edge_weight must be a number >= 0, got {edge_weight}")
-    if not (math.isfinite(edge_sigma_px) and edge_sigma_px > 0):
-        raise TrainingError(f"edge_sigma_px must be a number > 0, got {edge_sigma_px}")
-    if not (math.isfinite(small_particle_weight) and small_particle_weight >= 0):
-        raise TrainingError(
-            f"small_particle_weight must be a number >= 0, got {small_particle_weight}"
-        )
-    if not (math.isfinite(small_particle_diameter_px) and small_particle_diameter_px > 0):
-        raise TrainingError(
-            f"small_particle_diameter_px must be a number > 0, got {small_particle_diameter_px}"
-        )
+    _check_loss_weighting("edge_weight", edge_weight, zero_allowed=True)
+    _check_loss_weighting("edge_sigma_px", edge_sigma_px, zero_allowed=False)
+    _check_loss_weighting("small_particle_weight", small_particle_weight, zero_allowed=True)
+    _check_loss_weighting(
+        "small_particle_diameter_px", small_particle_diameter_px, zero_allowed=False
+    )
     _check_pool_fraction("negative_fraction", negative_fraction, sample_source, below_one=True)
     _check_pool_fraction("support_defocus_fraction", support_defocus_fraction, sample_source)
     _check_pool_fraction("platelet_support_fraction", platelet_support_fraction, sample_source)
