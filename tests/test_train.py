@@ -150,6 +150,25 @@ def test_resume_refuses_a_checkpoint_from_different_settings(tmp_path):
         run(tmp_path, steps=4, val_every=4, batch_size=3)
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("lr", 3e-4), ("weight_decay", 1e-2), ("flatten_support_px", 16.0)],
+)
+def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path, setting, value):
+    # Not only the settings that shape the pool or the network: a learning rate or a
+    # preprocessing that differs would continue the run as a mixture of two recipes.
+    run(tmp_path, steps=8, val_every=4, stop_after_steps=4)
+    expected = "preprocess" if setting == "flatten_support_px" else setting
+    with pytest.raises(TrainingError, match=f"made with {expected}="):
+        run(tmp_path, steps=8, val_every=4, **{setting: value})
+
+
+def test_resume_accepts_another_validation_and_log_interval(tmp_path):
+    run(tmp_path, steps=8, val_every=4, log_every=2, stop_after_steps=4)
+    resumed = run(tmp_path, steps=8, val_every=2, log_every=1)
+    assert resumed["finished"] and resumed["steps"] == 8
+
+
 def test_fine_tuning_starts_from_a_model_folder_and_records_it(tmp_path):
     import hashlib
 

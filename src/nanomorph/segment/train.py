@@ -280,6 +280,12 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING
 }
 
+#: Settings a resumed run may change: how often it validates and logs, its arithmetic, its name
+#: and where its initial model lies (its weights are checked by ``init_weights_sha256``). Every
+#: other setting shapes the data, the optimisation or the network, so a checkpoint made with
+#: another value is refused rather than continued under a mixture of two recipes.
+RESUMABLE_CHANGES = frozenset({"val_every", "log_every", "precision", "model_name", "init_from"})
+
 # ----------------------------------------------------------------------------------------------
 # The image pool
 
@@ -1123,7 +1129,8 @@ def train(
     n_workers : int
         Processes simulating the pool.
     resume : bool
-        Continue from ``out_dir/checkpoint.pt`` when present.
+        Continue from ``out_dir/checkpoint.pt`` when present. A checkpoint made with other
+        settings is refused (:class:`TrainingError`), except for those in `RESUMABLE_CHANGES`.
     progress : bool
         Show progress bars.
     model_name : str
@@ -1311,25 +1318,9 @@ def train(
     if resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device_, weights_only=False)
         saved = state["settings"]
-        for key in (
-            "steps",
-            "tile_size",
-            "batch_size",
-            "seed",
-            "n_images",
-            "arch",
-            "encoder",
-            "arch_options",
-            "init_weights_sha256",
-            "init_encoder_only",
-            "edge_weight",
-            "edge_sigma_px",
-            "small_particle_weight",
-            "small_particle_diameter_px",
-            "negative_fraction",
-            "support_defocus_fraction",
-            "platelet_support_fraction",
-        ):
+        for key in settings_dict:
+            if key in RESUMABLE_CHANGES:
+                continue
             # Checkpoints from before a setting existed were made with its default.
             if saved.get(key, TRAIN_DEFAULTS.get(key)) != settings_dict[key]:
                 raise TrainingError(
