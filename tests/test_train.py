@@ -26,6 +26,7 @@ from nanomorph.segment.train import (
     augment_intensity,
     bce_dice_loss,
     choose_threshold,
+    local_contrast_field,
     loss_weights,
     lr_factor,
     make_batch,
@@ -161,6 +162,29 @@ def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path, setting, value)
     expected = "preprocess" if setting == "flatten_support_px" else setting
     with pytest.raises(TrainingError, match=f"made with {expected}="):
         run(tmp_path, steps=8, val_every=4, **{setting: value})
+
+
+def test_resume_accepts_a_checkpoint_from_before_an_augmentation_setting_existed(tmp_path):
+    # A checkpoint written before local_contrast_* were added to AugmentConfig holds an augment
+    # dict without them; it was made with their defaults and must resume.
+    run(tmp_path, steps=8, val_every=4, stop_after_steps=4)
+    path = tmp_path / "checkpoint.pt"
+    state = torch.load(path, weights_only=False)
+    for key in [k for k in state["settings"]["augment"] if k.startswith("local_contrast")]:
+        del state["settings"]["augment"][key]
+    torch.save(state, path)
+    assert run(tmp_path, steps=8, val_every=4)["steps"] == 8
+
+
+def test_resume_refuses_a_checkpoint_of_another_augmentation(tmp_path):
+    run(tmp_path, steps=8, val_every=4, stop_after_steps=4)
+    with pytest.raises(TrainingError, match="made with augment="):
+        run(
+            tmp_path,
+            steps=8,
+            val_every=4,
+            augment=AugmentConfig(local_contrast_probability=0.5),
+        )
 
 
 def test_resume_accepts_another_validation_and_log_interval(tmp_path):
@@ -465,6 +489,45 @@ def test_intensity_augmentation_can_invert_polarity():
     assert np.corrcoef(out.ravel(), tile.ravel())[0, 1] < -0.99
 
 
+def test_local_contrast_field_scales_contrast_region_by_region_and_keeps_the_mean():
+    # Small bright spots on a flat support: the field changes how far each spot stands out,
+    # differently in different regions, but not the support level under it.
+    tile = np.full((256, 256), 0.3, dtype=np.float32)
+    centres = [(y, x) for y in range(16, 256, 32) for x in range(16, 256, 32)]
+    for y, x in centres:
+        tile[disk((y, x), 3, shape=tile.shape)] = 0.8
+    out = local_contrast_field(tile, 24.0, 0.7, np.random.default_rng(5))
+    peaks = np.array([out[y, x] for y, x in centres])
+    support = np.array([out[y + 12, x + 12] for y, x in centres])
+    contrast = peaks - support
+    assert contrast.max() / contrast.min() > 2.0  # some spots stand out far more than others
+    assert np.all(contrast > 0)  # none is turned into a dark spot
+    # Far from the spots the output is the local mean, which the field leaves as it was.
+    assert abs(float(np.median(support)) - float(ndi.gaussian_filter(tile, 24).mean())) < 0.05
+    flat = np.full((64, 64), 0.4, dtype=np.float32)
+    np.testing.assert_allclose(
+        local_contrast_field(flat, 16.0, 0.5, np.random.default_rng(0)), flat, atol=1e-6
+    )
+
+
+def test_local_contrast_augmentation_off_keeps_the_random_stream():
+    # Recipes without it must draw exactly the tiles they drew before it existed.
+    tile = np.random.default_rng(2).random((64, 64)).astype(np.float32)
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    plain = augment_intensity(tile, a, AugmentConfig())
+    assert np.array_equal(plain, augment_intensity(tile, b, AugmentConfig()))
+    assert a.random() == b.random()
+    on = AugmentConfig(
+        local_contrast_probability=1.0,
+        noise_probability=0,
+        blur_probability=0,
+        gamma_probability=0,
+        gradient_probability=0,
+        invert_probability=0,
+    )
+    assert not np.allclose(augment_intensity(tile, np.random.default_rng(7), on), plain)
+
+
 def test_choose_threshold_prefers_unbiased_area_among_equally_good_ious():
     ious = {0.3: 0.730, 0.35: 0.735, 0.5: 0.732, 0.6: 0.720}
     ratios = {0.3: 1.12, 0.35: 1.08, 0.5: 1.01, 0.6: 0.93}
@@ -627,3 +690,15 @@ def test_train_cli_passes_a_support_variant_share_to_train(train_cli, tmp_path, 
     for bad in ("1.5", "-0.1"):
         with pytest.raises(SystemExit):
             main([*args, option, bad])
+
+
+def test_train_cli_passes_the_local_contrast_share_as_augmentation(train_cli, tmp_path):
+    main, seen = train_cli
+    args = ["train", "--out", str(tmp_path), "-q"]
+    # Off: train() gets no augmentation of its own, so its defaults (and the shipped recipe) hold.
+    assert main(args) == 0 and seen["augment"] is None
+    assert main([*args, "--local-contrast-probability", "0.5"]) == 0
+    assert seen["augment"] == AugmentConfig(local_contrast_probability=0.5)
+    for bad in ("1.5", "-0.1"):
+        with pytest.raises(SystemExit):
+            main([*args, "--local-contrast-probability", bad])

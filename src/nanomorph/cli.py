@@ -333,8 +333,11 @@ def _export_model_folder(source: Path, target: Path, training_log: Path | None =
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .segment.train import TrainingError, train
+    from .segment.train import AugmentConfig, TrainingError, train
 
+    augment = None
+    if args.local_contrast_probability > 0:
+        augment = AugmentConfig(local_contrast_probability=args.local_contrast_probability)
     try:
         result = train(
             args.out,
@@ -368,6 +371,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             negative_fraction=args.negative_fraction,
             support_defocus_fraction=args.support_defocus_fraction,
             platelet_support_fraction=args.platelet_support_fraction,
+            augment=augment,
         )
     except TrainingError as exc:
         raise CliError(str(exc)) from None
@@ -648,6 +652,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="share of the simulated pool whose HAADF support is blurred as out of the probe's "
         "focus (particles sharp, oxide grains under them soft), in [0, 1]; default 0",
+    )
+    p.add_argument(
+        "--local-contrast-probability",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="share of training tiles whose contrast is scaled by a smooth random gain field "
+        "(particles, support and noise stand out more in one region, less in another), in "
+        "[0, 1]; default 0",
     )
     p.add_argument(
         "--platelet-support-fraction",

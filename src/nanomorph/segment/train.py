@@ -226,6 +226,13 @@ class AugmentConfig:
     noise_std_range: tuple[float, float] = (0.0, 0.3)
     noise_probability: float = 0.5
     invert_probability: float = 0.5
+    #: Share of tiles whose contrast is scaled by a smooth random gain field (0: none); see
+    #: `local_contrast_field`.
+    local_contrast_probability: float = 0.0
+    #: Width range (Gaussian sigma, tile pixels) of the gain field's variations.
+    local_contrast_sigma_px: tuple[float, float] = (16.0, 64.0)
+    #: Range of the standard deviation of the field's natural logarithm.
+    local_contrast_log_std: tuple[float, float] = (0.2, 0.7)
 
 
 @dataclass
@@ -278,6 +285,15 @@ class TrainConfig:
 #: Default value of every TrainConfig field (checkpoints written before a field existed).
 TRAIN_DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING
+}
+
+#: Default of every TrainConfig field that is itself a group of settings (augmentation,
+#: preprocessing), as the dict a checkpoint holds: a setting added to a group later is absent from
+#: older checkpoints, which were made with its default.
+NESTED_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    f.name: asdict(f.default_factory())
+    for f in fields(TrainConfig)
+    if f.default_factory is not MISSING
 }
 
 #: Settings a resumed run may change: how often it validates and logs, its arithmetic, its name
@@ -448,8 +464,45 @@ def _gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(image, sigma, mode="reflect")
 
 
+def local_contrast_field(
+    tile: np.ndarray, sigma_px: float, log_std: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Scale a tile's local contrast by a smooth random gain, region by region.
+
+    The tile's deviation from its local mean (a Gaussian of ``sigma_px``) is multiplied by
+    ``exp(log_std * z)``, where ``z`` is white noise smoothed at ``sigma_px`` and scaled to unit
+    standard deviation: in one part of the tile particles, support texture and noise all stand
+    out more, in another less, while the local mean stays. A network trained on such tiles
+    cannot rely on how strong a particle's contrast is compared with the rest of the image,
+    which is what makes small particles on a bright, cloudy HAADF support look like support to
+    it (model card, "Background flattening, tried and not adopted").
+
+    Parameters
+    ----------
+    tile : ndarray
+        2-D float32 tile.
+    sigma_px : float
+        Width of the local mean and of the gain field's variations, in pixels.
+    log_std : float
+        Standard deviation of the natural logarithm of the gain.
+    rng : numpy.random.Generator
+        Random source.
+
+    Returns
+    -------
+    ndarray
+        float32 tile of the same shape.
+    """
+    local_mean = _gaussian_blur(tile, sigma_px)
+    field_ = _gaussian_blur(rng.standard_normal(tile.shape).astype(np.float32), sigma_px)
+    field_ /= np.float32(field_.std() or 1.0)
+    gain = np.exp(np.float32(log_std) * field_)
+    return (local_mean + (tile - local_mean) * gain).astype(np.float32, copy=False)
+
+
 def augment_intensity(tile: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
-    """Random gamma, brightness gradient, contrast, blur, noise and inversion of a [0, 1] tile.
+    """Random gamma, local contrast, brightness gradient, contrast, blur, noise and inversion
+    of a [0, 1] tile.
 
     Parameters
     ----------
@@ -468,6 +521,11 @@ def augment_intensity(tile: np.ndarray, rng: np.random.Generator, aug: AugmentCo
     out = tile.astype(np.float32, copy=True)
     if rng.random() < aug.gamma_probability:
         out = np.clip(out, 0, 1) ** np.float32(math.exp(rng.uniform(*np.log(aug.gamma_range))))
+    # Drawn only when enabled, so that recipes without it keep their random stream (and the
+    # shipped model's training command its exact images and weights).
+    if aug.local_contrast_probability > 0 and rng.random() < aug.local_contrast_probability:
+        sigma = math.exp(rng.uniform(*np.log(aug.local_contrast_sigma_px)))
+        out = local_contrast_field(out, sigma, rng.uniform(*aug.local_contrast_log_std), rng)
     if rng.random() < aug.gradient_probability:
         # Uneven illumination: a random linear ramp (plain brightness/contrast changes are undone
         # by the normalisation, a ramp is not).
@@ -1322,7 +1380,10 @@ def train(
             if key in RESUMABLE_CHANGES:
                 continue
             # Checkpoints from before a setting existed were made with its default.
-            if saved.get(key, TRAIN_DEFAULTS.get(key)) != settings_dict[key]:
+            saved_value = saved.get(key, TRAIN_DEFAULTS.get(key))
+            if key in NESTED_TRAIN_DEFAULTS and isinstance(saved_value, dict):
+                saved_value = {**NESTED_TRAIN_DEFAULTS[key], **saved_value}
+            if saved_value != settings_dict[key]:
                 raise TrainingError(
                     f"checkpoint {checkpoint_path} was made with {key}={saved.get(key)!r}, not "
                     f"{settings_dict[key]!r}; use another out_dir or resume=False"
