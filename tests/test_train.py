@@ -517,14 +517,22 @@ def test_local_contrast_augmentation_off_keeps_the_random_stream():
     plain = augment_intensity(tile, a, AugmentConfig())
     assert np.array_equal(plain, augment_intensity(tile, b, AugmentConfig()))
     assert a.random() == b.random()
-    on = AugmentConfig(
-        local_contrast_probability=1.0,
+    # With every other augmentation off, the tile takes seven draws (five yes/no draws, the
+    # contrast gain and offset); switched off, local contrast adds none, switched on one more.
+    others_off = dict(
         noise_probability=0,
         blur_probability=0,
         gamma_probability=0,
         gradient_probability=0,
         invert_probability=0,
     )
+    for probability, draws in [(0.0, 7), (1e-300, 8)]:
+        rng, reference = np.random.default_rng(7), np.random.default_rng(7)
+        config = AugmentConfig(local_contrast_probability=probability, **others_off)
+        augment_intensity(tile, rng, config)
+        reference.random(draws)
+        assert rng.random() == reference.random()
+    on = AugmentConfig(local_contrast_probability=1.0, **others_off)
     assert not np.allclose(augment_intensity(tile, np.random.default_rng(7), on), plain)
 
 
