@@ -219,6 +219,8 @@ def describe_for_results(segmenter) -> dict:
             pass
     if "polarity" in described:
         described["polarity"] = "per image: dark for bright field, bright for HAADF (see images)"
+    if described.get("particle_diameter_nm") is not None:
+        described["particle_diameter_nm"] = "per image (see declared_particle_diameter)"
     return described
 
 
@@ -273,6 +275,21 @@ def main(argv=None) -> int:
         help="network arithmetic (default auto: bf16 only where the CPU computes it natively); "
         "recorded in the JSON",
     )
+    parser.add_argument(
+        "--declare-particle-diameter",
+        action="store_true",
+        help="tell the network each image's typical particle diameter: the median hand box's "
+        "sqrt(width x height) at the nominal pixel size, as a user who knows the size would "
+        "(analyze --particle-diameter)",
+    )
+    parser.add_argument(
+        "--diameter-error",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="with --declare-particle-diameter: declare FACTOR times that size, to see how much "
+        "a wrong guess costs (default 1)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--overlays",
@@ -289,6 +306,11 @@ def main(argv=None) -> int:
 
     gt = pd.read_csv(DATA / "gt_summary.csv")
     names = args.images or list(gt["image"])
+    if args.declare_particle_diameter and args.segmenter != "model":
+        parser.error("--declare-particle-diameter needs --segmenter model")
+    if not args.diameter_error > 0:
+        parser.error("--diameter-error must be a positive factor")
+    hand_size_px = dict(zip(gt["image"], gt["median_sqrt_wh_px"], strict=True))
     if args.overlays is not None:
         args.overlays.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -307,6 +329,11 @@ def main(argv=None) -> int:
             test_time_flips=args.test_time_flips,
             min_peak_probability=args.min_peak_probability,
             flatten_support_px=args.flatten_support,
+            particle_diameter_nm=(
+                float(hand_size_px[name]) * args.pixel_size * args.diameter_error
+                if args.declare_particle_diameter
+                else None
+            ),
         )
         row = count_image(name, segmenter, params, args.pixel_size, args.overlays)
         rows.append(row)
@@ -328,6 +355,11 @@ def main(argv=None) -> int:
         "test_time_flips": args.test_time_flips,
         "declared_polarity": args.declare_polarity,
         "separation": args.separation,
+        "declared_particle_diameter": (
+            f"median hand box x nominal pixel size x {args.diameter_error:g}"
+            if args.declare_particle_diameter
+            else None
+        ),
         "flatten_support_px": args.flatten_support,
         "min_peak_probability": args.min_peak_probability,
         "segmentation": describe_for_results(segmenter) if rows else None,

@@ -166,6 +166,63 @@ def test_real_counts_gives_the_chosen_precision_to_every_segmenter(
     assert requested == ["fp32"] * expected_calls
 
 
+def test_real_counts_declares_the_median_hand_box_as_the_particle_diameter(
+    shared_data, monkeypatch, tmp_path
+):
+    import json
+
+    import nanomorph.pipeline as pipeline
+
+    if not (shared_data / "supported-catalysts").is_dir():
+        pytest.skip("supported-catalysts images absent")
+    real_counts = _load_real_counts()
+    declared = []
+    make_segmenter = pipeline.make_segmenter
+
+    def threshold_instead(kind="model", **options):
+        declared.append(options.get("particle_diameter_nm"))
+        return make_segmenter("threshold", polarity=options.get("polarity", "auto"))
+
+    monkeypatch.setattr(pipeline, "make_segmenter", threshold_instead)
+    out = tmp_path / "counts.json"
+    argv = ["--images", "PtCo", "--declare-particle-diameter", "--diameter-error", "1.5"]
+    assert real_counts.main([*argv, "--out", str(out)]) == 0
+    # PtCo's median hand box is 42.3 px; at the nominal 0.1 nm/px, declared 1.5 times that.
+    assert declared[0] == pytest.approx(42.3 * 0.1 * 1.5)
+    assert set(declared[1:]) == {None}  # the ParticleSpy rows have no hand boxes
+    result = json.loads(out.read_text())
+    assert result["declared_particle_diameter"] == "median hand box x nominal pixel size x 1.5"
+    with pytest.raises(SystemExit):
+        real_counts.main([*argv[:3], "--diameter-error", "0"])
+    with pytest.raises(SystemExit):
+        real_counts.main([*argv[:3], "--segmenter", "threshold"])
+
+
+def test_declared_diameter_scan_changes_nothing_where_no_image_is_seen_coarser(tmp_path):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location(
+        "declared_diameter", REPO / "benchmarks" / "declared_diameter.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "scan.json"
+    argv = ["--seeds", "20240603", "--n", "1", "--targets", "24", "--agreements", "0.85"]
+    assert module.main([*argv, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    iou = result["particle_iou"]
+    assert set(iou) == {
+        "not declared",
+        "target 24, coarse pass only",
+        "target 24, agreement 0.85",
+    }
+    for scenario, n_coarser in result["images_seen_coarser"]["target 24"].items():
+        if n_coarser == 0:
+            assert iou["target 24, agreement 0.85"][scenario] == iou["not declared"][scenario]
+    assert sum(result["images_seen_coarser"]["target 24"].values()) >= 1
+
+
 def test_retrain_script_runs_the_commands_the_model_card_gives():
     import json
 

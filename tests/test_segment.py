@@ -19,6 +19,7 @@ from nanomorph.segment import metrics
 from nanomorph.segment.inference import (
     InferenceError,
     NetworkSegmenter,
+    combine_scales,
     hann_window_2d,
     keep_confident_regions,
     predict_tiled,
@@ -164,6 +165,39 @@ def test_downsample_factor_rejects_bad_pixel_size():
         downsample_factor(0.0, PreprocessConfig())
 
 
+@pytest.mark.parametrize(
+    ("pixel_size_nm", "diameter_nm", "factor"),
+    [
+        (0.1, None, 1),  # not declared: the pixel-size rule alone
+        (0.1, 3.1, 1),  # 31 px: below twice the 16 px target, left as it is
+        (0.1, 3.2, 2),  # 32 px: seen at 16 px
+        (0.1, 8.0, 5),  # 80 px: seen at 16 px
+        (0.1, 1.0, 1),  # small particles are never upsampled
+        (0.02, 1.0, 5),  # 50 px, but the pixel-size rule asks for more (0.1 nm working grid)
+        (0.02, 5.0, 15),  # 250 px: more than the pixel-size rule's 5
+        (0.02, 40.0, 16),  # 2000 px: capped at max_downsample_factor
+    ],
+)
+def test_a_declared_diameter_brings_large_particles_down_to_the_target(
+    pixel_size_nm, diameter_nm, factor
+):
+    got = downsample_factor(
+        pixel_size_nm, PreprocessConfig(), particle_diameter_nm=diameter_nm, target_particle_px=16
+    )
+    assert got == factor
+
+
+@pytest.mark.parametrize("diameter_nm", [0.0, -2.0, float("nan"), float("inf"), "large"])
+def test_a_declared_diameter_must_be_a_positive_number(diameter_nm):
+    with pytest.raises(PreprocessError, match="particle_diameter_nm"):
+        downsample_factor(0.1, PreprocessConfig(), diameter_nm, target_particle_px=16)
+
+
+def test_a_declared_diameter_needs_a_target_width():
+    with pytest.raises(PreprocessError, match="target_particle_px"):
+        downsample_factor(0.1, PreprocessConfig(), particle_diameter_nm=5.0)
+
+
 def test_flattening_shrinks_a_broad_support_and_keeps_a_small_particle():
     yy, xx = np.mgrid[0:160, 0:160].astype(np.float32)
     # A bright, cloudy support 4x the particle's own contrast, under a 6 px particle.
@@ -220,6 +254,75 @@ def test_segmenter_flattens_the_support_as_its_model_or_the_caller_says(small_mo
     assert not np.allclose(on.predict_proba(image, 1.0), plain.predict_proba(image, 1.0))
     with pytest.raises(PreprocessError, match="flatten_sigma_px"):
         NetworkSegmenter(small_model, config, device="cpu", flatten_support_px=-3)
+
+
+def _disk_probability(shape, centre, radius, inside=0.99):
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    inside_disk = np.hypot(yy - centre[0], xx - centre[1]) <= radius
+    return np.where(inside_disk, inside, 0.01).astype(np.float32)
+
+
+def test_combined_scales_take_where_from_the_coarse_pass_and_outlines_from_the_fine_one():
+    shape = (60, 160)
+    # A: both passes see it, the coarse outline half a pixel wider (IoU 0.91): fine outline.
+    # B: the coarse pass sees a 12 px disk, the fine one only a fragment of it: coarse outline.
+    # C: a speck only the fine pass sees: dropped.  D: lukewarm in the coarse pass (peak 0.8),
+    # confident in the fine one: left to the coarse pass, whose confident-region rule drops it.
+    fine_a = _disk_probability(shape, (30, 30), 10)
+    coarse_a = _disk_probability(shape, (30, 30), 10.5)
+    coarse_b = _disk_probability(shape, (30, 80), 12)
+    fine_b = _disk_probability(shape, (30, 80), 4)
+    fine_c = _disk_probability(shape, (8, 55), 2)
+    fine_d = _disk_probability(shape, (30, 135), 8)
+    coarse_d = _disk_probability(shape, (30, 135), 8, inside=0.8)
+    fine = np.maximum.reduce([fine_a, fine_b, fine_c, fine_d])
+    coarse = np.maximum.reduce([coarse_a, coarse_b, coarse_d])
+    combined = combine_scales(fine, coarse, 3, threshold=0.65, min_peak_probability=0.95)
+    mask = keep_confident_regions(combined, 0.65, 0.95)
+    expected = (fine_a >= 0.65) | (coarse_b >= 0.65)
+    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(combined[:, 120:], coarse[:, 120:])
+    # Stricter agreement than A's IoU: the coarse outline everywhere.
+    strict = combine_scales(fine, coarse, 3, 0.65, 0.95, agreement=0.95)
+    np.testing.assert_array_equal(strict, coarse)
+    with pytest.raises(InferenceError, match="differ"):
+        combine_scales(fine, coarse[:, :100], 3, 0.65, 0.95)
+
+
+def test_segmenter_shows_the_network_large_declared_particles_at_the_target_size(
+    small_model, monkeypatch
+):
+    seen = []
+    real_predict = inference_module.predict_tiled
+
+    def spy(model, prepared, **tiling):
+        seen.append(prepared.shape)
+        return real_predict(model, prepared, **tiling)
+
+    monkeypatch.setattr(inference_module, "predict_tiled", spy)
+    config = {**default_config("sized"), "inference": {"target_particle_px": 20}}
+    segmenter = NetworkSegmenter(small_model, config, device="cpu", precision="fp32")
+    image = np.random.default_rng(4).normal(size=(200, 160)).astype(np.float32)
+    assert segmenter.predict_proba(image, 0.1).shape == (200, 160)
+    # 8 nm at 0.1 nm/px is 80 px: block-averaged by 4 to 20 px, the probability back on 200x160
+    # Declared, the image is seen twice: on its own grid, then block-averaged by 4 (80 px seen
+    # at 20 px); the combined probability is on the image's 200x160 pixels.
+    assert segmenter.predict_proba(image, 0.1, particle_diameter_nm=8.0).shape == (200, 160)
+    assert seen == [(200, 160), (200, 160), (50, 40)]
+    declared = NetworkSegmenter(
+        small_model, config, device="cpu", precision="fp32", particle_diameter_nm=8.0
+    )
+    assert declared.describe()["particle_diameter_nm"] == 8.0
+    assert declared.describe()["target_particle_px"] == 20
+    declared.segment(image, 0.1)
+    declared.segment(image, 0.1, particle_diameter_nm=4.0)  # a call's own declaration wins
+    declared.segment(image, 0.1, particle_diameter_nm=3.0)  # 30 px: one pass is enough
+    assert seen[3:] == [(200, 160), (50, 40), (200, 160), (100, 80), (200, 160)]
+    plain = NetworkSegmenter(small_model, default_config("plain"), device="cpu")
+    assert plain.describe()["target_particle_px"] == inference_module.TARGET_PARTICLE_PX
+    assert plain.describe()["particle_diameter_nm"] is None
+    with pytest.raises(InferenceError, match="particle_diameter_nm"):
+        NetworkSegmenter(small_model, config, device="cpu", particle_diameter_nm=-1.0)
 
 
 def test_block_mean_and_upsample_round_trip_a_smooth_image():
@@ -302,7 +405,7 @@ def test_segmenter_applies_the_models_min_peak_probability_unless_overridden(sma
     prob = confidence_map()
     config = {**default_config("peaks"), "threshold": 0.6, "min_peak_probability": 0.9}
     segmenter = NetworkSegmenter(small_model, config, device="cpu", precision="fp32")
-    segmenter.predict_proba = lambda image, pixel_size_nm, polarity="auto": prob
+    segmenter.predict_proba = lambda image, pixel_size_nm, polarity="auto", diameter=None: prob
     assert segmenter.describe()["min_peak_probability"] == 0.9
     assert not segmenter(prob, 1.0)[25:35, 35:50].any()
     assert segmenter(prob, 1.0).sum() == (prob >= 0.6).sum() - 150

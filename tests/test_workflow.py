@@ -177,6 +177,28 @@ def test_flatten_support_must_not_be_negative():
     assert "flatten_support_px" in result.stdout + result.stderr
 
 
+def test_particle_diameter_must_be_positive():
+    result = run_snakemake(
+        "-n", "--config", "segmenter=threshold", "particle_diameter_nm=0", check=False
+    )
+    assert result.returncode != 0
+    assert "particle_diameter_nm" in result.stdout + result.stderr
+
+
+def test_sheet_declares_a_particle_diameter_per_sample(tmp_path):
+    sheet = tmp_path / "samples.tsv"
+    header = "sample\tpath\tparticle_diameter_nm\n"
+    sheet.write_text(header + "big\tresources/example/catalyst_a\t12.5\n")
+    ok = run_snakemake("-n", "--config", "segmenter=threshold", f"samples={sheet}", check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    sheet.write_text(
+        header + "big\tresources/example/catalyst_a\t12.5\nneg\tresources/example/catalyst_a\t-3\n"
+    )
+    bad = run_snakemake("-n", "--config", "segmenter=threshold", f"samples={sheet}", check=False)
+    assert bad.returncode != 0
+    assert "row 3 (sample 'neg')" in bad.stdout + bad.stderr
+
+
 # ------------------------------------------------------------------------------ end to end
 def test_every_output_exists(finished_run):
     per_image = (
@@ -339,3 +361,4 @@ def test_end_to_end_with_model(tmp_path):
     meta = (results / "catalyst_a/images/a_001/metadata.json").read_text()
     assert '"segmenter": "model"' in meta
     assert '"test_time_flips": false' in meta  # the default: one pass
+    assert '"particle_diameter_nm": null' in meta  # not declared by default

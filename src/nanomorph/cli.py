@@ -123,6 +123,15 @@ def _add_segmenter_options(p: argparse.ArgumentParser, evaluation: bool = False)
         "pixels before the network, for small particles on bright, cloudy supports (default: "
         "the model's setting; 0 is off)",
     )
+    if not evaluation:
+        p.add_argument(
+            "--particle-diameter",
+            type=positive_float,
+            metavar="NM",
+            help="the typical particle diameter, if you know it roughly: images of large "
+            "particles are then block-averaged so that the network sees them at the size it "
+            "finds best (default: not declared)",
+        )
 
 
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
@@ -242,6 +251,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             test_time_flips=args.test_time_flips,
             min_peak_probability=args.min_peak_probability,
             flatten_support_px=args.flatten_support,
+            particle_diameter_nm=args.particle_diameter,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
@@ -437,6 +447,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     params = AnalysisParameters(separation=args.separation)
     if args.declare_polarity and args.instances != "pipeline":
         raise CliError("--declare-polarity needs --instances pipeline (the analysis)")
+    item_segmenter_fn = None
+    if args.declare_particle_diameter:
+        if args.segmenter != "model":
+            raise CliError("--declare-particle-diameter needs --segmenter model (the network)")
+
+        def item_segmenter_fn(item):
+            # Told the image's typical particle size, as a user who knows it would declare it.
+            diameters = item.particles["equivalent_diameter_nm"]
+            declared = float(diameters.median()) if len(diameters) else None
+            return segmenter.segment(item.image, item.pixel_size_nm, particle_diameter_nm=declared)
+
     if args.separation != "uecs" and args.instances != "pipeline":
         raise CliError("--separation needs --instances pipeline (the analysis)")
     instances_fn = None
@@ -481,10 +502,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             segmentation=_segmentation_record(segmenter),
             simulation_overrides=overrides or None,
+            item_segmenter_fn=item_segmenter_fn,
             analysis={
                 "instances": args.instances,
                 "separation": args.separation if args.instances == "pipeline" else None,
                 "declared_polarity": bool(args.declare_polarity),
+                "declared_particle_diameter": (
+                    "each image's true median equivalent diameter"
+                    if args.declare_particle_diameter
+                    else None
+                ),
             },
         )
     except (UnknownScenarioError, EvaluationError) as exc:
@@ -728,6 +755,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="tell the analysis each simulated image's polarity (from its modality), as a user "
         "who declares bright field or HAADF would: particles of the wrong contrast are dropped",
+    )
+    p.add_argument(
+        "--declare-particle-diameter",
+        action="store_true",
+        help="tell the network each simulated image's typical particle diameter (the median "
+        "of its true equivalent diameters), as a user who knows it would declare it "
+        "(analyze --particle-diameter)",
     )
     p.add_argument(
         "--simulation-setting",

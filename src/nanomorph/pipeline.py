@@ -146,6 +146,7 @@ class NetworkSegmenterAdapter:
         test_time_flips: bool = False,
         min_peak_probability: float | None = None,
         flatten_support_px: float | None = None,
+        particle_diameter_nm: float | None = None,
     ) -> None:
         from .segment.model import load_segmenter
 
@@ -156,6 +157,7 @@ class NetworkSegmenterAdapter:
             test_time_flips=test_time_flips,
             min_peak_probability=min_peak_probability,
             flatten_support_px=flatten_support_px,
+            particle_diameter_nm=particle_diameter_nm,
         )
         self.polarity = polarity
 
@@ -179,6 +181,7 @@ def make_segmenter(
     test_time_flips: bool = False,
     min_peak_probability: float | None = None,
     flatten_support_px: float | None = None,
+    particle_diameter_nm: float | None = None,
 ) -> Segmenter:
     """Create the segmenter the user asked for.
 
@@ -206,6 +209,10 @@ def make_segmenter(
         Override the model's support flattening before the network: variations broader than a
         Gaussian of this many working-grid pixels are scaled down (0 is off, ``None`` keeps the
         model's setting); for small particles on bright, cloudy supports (model card).
+    particle_diameter_nm
+        The typical particle diameter, if known: images of large particles are block-averaged
+        before the network so that it sees them at about the size it finds best (model card,
+        "A declared particle diameter"); ``None``: not declared. Only used by the network.
     """
     if kind == "threshold":
         return ThresholdSegmenter(polarity=polarity)
@@ -218,6 +225,7 @@ def make_segmenter(
             test_time_flips=test_time_flips,
             min_peak_probability=min_peak_probability,
             flatten_support_px=flatten_support_px,
+            particle_diameter_nm=particle_diameter_nm,
         )
     raise ValueError(f"segmenter must be 'model' or 'threshold', got {kind!r}")
 

@@ -53,11 +53,12 @@ def _row_record(row):
     if "series" in record:
         word = record["series"].lower()
         record["series"] = True if word in TRUE_WORDS else False if word in FALSE_WORDS else word
-    if "pixel_size_nm" in record:
-        try:
-            record["pixel_size_nm"] = float(record["pixel_size_nm"])
-        except ValueError:
-            pass  # the schema reports the bad value with the row
+    for key in ("pixel_size_nm", "particle_diameter_nm"):
+        if key in record:
+            try:
+                record[key] = float(record[key])
+            except ValueError:
+                pass  # the schema reports the bad value with the row
     return record
 
 
@@ -178,6 +179,11 @@ def sample_polarity(sample):
     return SAMPLES[sample].get("polarity") or config["polarity"]
 
 
+def sample_particle_diameter(sample):
+    """The sheet's typical particle diameter for the sample, else the config's (None: unknown)."""
+    return SAMPLES[sample].get("particle_diameter_nm") or config["particle_diameter_nm"]
+
+
 def get_segmenter_settings(wildcards):
     return {
         "kind": config["segmenter"],
@@ -188,6 +194,7 @@ def get_segmenter_settings(wildcards):
         "min_peak_probability": config["min_peak_probability"],
         "flatten_support_px": config["flatten_support_px"],
         "polarity": sample_polarity(wildcards.sample),
+        "particle_diameter_nm": sample_particle_diameter(wildcards.sample),
         "tile_size": config["tile_size"],
     }
 

@@ -26,6 +26,7 @@ segmenter = make_segmenter(
     test_time_flips=settings["test_time_flips"],
     min_peak_probability=settings["min_peak_probability"],
     flatten_support_px=settings["flatten_support_px"],
+    particle_diameter_nm=settings["particle_diameter_nm"],
 )
 network = getattr(segmenter, "network", None)
 if settings.get("tile_size") and network is not None and hasattr(network, "tile_size"):

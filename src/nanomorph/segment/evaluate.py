@@ -216,6 +216,7 @@ def evaluate(
     segmentation: dict[str, Any] | None = None,
     simulation_overrides: dict[str, Any] | None = None,
     analysis: dict[str, Any] | None = None,
+    item_segmenter_fn: Callable[[Any], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Score a segmenter per scenario: pixel classes, particles found and their diameters.
 
@@ -246,6 +247,10 @@ def evaluate(
     item_instances_fn : callable, optional
         ``(mask, item) -> labels``, used instead of `instances_fn` by an analysis that needs
         more of the test image than its pixel size (its ``image`` or ``modality``).
+    item_segmenter_fn : callable, optional
+        ``item -> bool mask``, used instead of ``segmenter(image, pixel_size_nm)`` by a
+        segmentation told more about each test image (e.g. its typical particle diameter, as a
+        user would declare it); ``segmenter`` is then only described.
     segmentation : dict, optional
         How the segmenter was set up (its ``describe()``), recorded as ``segmentation``.
     analysis : dict, optional
@@ -298,6 +303,8 @@ def evaluate(
         start = time.perf_counter()
         if isinstance(segmenter, str):
             prediction = np.asarray(item.mask, dtype=bool)
+        elif item_segmenter_fn is not None:
+            prediction = np.asarray(item_segmenter_fn(item), dtype=bool)
         else:
             prediction = np.asarray(segmenter(item.image, item.pixel_size_nm), dtype=bool)
         seconds = time.perf_counter() - start

@@ -20,6 +20,8 @@ import torch
 from nanomorph.segment.preprocess import (
     PreprocessConfig,
     check_flattening,
+    check_particle_diameter,
+    downsample_factor,
     prepare_image,
     upsample_to,
 )
@@ -28,6 +30,13 @@ logger = logging.getLogger(__name__)
 
 # Every encoder stage halves the size; DeepLabV3+ needs inputs divisible by 16, U-Net by 32.
 SIZE_MULTIPLE = 32
+
+# Width on the working grid that a declared particle diameter is brought down to, and the IoU
+# at which the image's own grid takes over the outline of a particle the coarse pass found
+# (config.json -> inference -> target_particle_px / scale_agreement override them): chosen on
+# simulated validation scenes (model card, "A declared particle diameter").
+TARGET_PARTICLE_PX = 24.0
+SCALE_AGREEMENT = 0.85
 
 
 class InferenceError(ValueError):
@@ -75,6 +84,72 @@ def keep_confident_regions(
     peaks = ndi.maximum(probability, labels, np.arange(1, n + 1))
     keep = np.concatenate([[False], np.asarray(peaks) >= min_peak_probability])
     return keep[labels]
+
+
+def combine_scales(
+    fine: np.ndarray,
+    coarse: np.ndarray,
+    factor: int,
+    threshold: float,
+    min_peak_probability: float | None = None,
+    agreement: float = SCALE_AGREEMENT,
+) -> np.ndarray:
+    """One probability from two passes: the coarse one says where particles are, the fine one
+    draws their outlines wherever it sees the same particle.
+
+    The coarse pass (the image block-averaged so that large particles look as small as the
+    network finds them best) misses fewer large particles and invents fewer specks, but its
+    outlines are only as good as its grid.  So the result is the coarse probability, except
+    around each confident coarse region (grown by `factor` pixels) whose fine-pass mask matches
+    it with an IoU of at least `agreement`: there the fine probability, and its outline, is used.
+    Fine-pass regions away from every confident coarse region are dropped with the coarse
+    pass's background.
+
+    Parameters
+    ----------
+    fine, coarse : numpy.ndarray
+        Particle probabilities of the same image on its own working grid and on the coarser
+        one, both interpolated back to the image's pixels.
+    factor : int
+        The coarse grid's block size in image pixels: how far around a coarse region the fine
+        pass may draw its outline.
+    threshold, min_peak_probability : float
+        The model's levels (:func:`keep_confident_regions`), which decide the coarse regions
+        and both masks compared.
+    agreement : float
+        Lowest IoU of the two passes' masks of a region for the fine outline to be used.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 probability of the shape of `fine`.
+    """
+    from scipy import ndimage as ndi
+
+    if np.shape(fine) != np.shape(coarse):
+        raise InferenceError(f"fine {np.shape(fine)} and coarse {np.shape(coarse)} maps differ")
+    combined = np.array(coarse, dtype=np.float32)
+    regions, n = ndi.label(
+        keep_confident_regions(coarse, threshold, min_peak_probability),
+        structure=_REGION_STRUCTURE,
+    )
+    if n == 0:
+        return combined
+    fine_mask = np.asarray(fine) >= threshold
+    reach = 2 * int(factor) + 1
+    # Each region's neighbourhood; where two meet, the larger label wins, which only decides
+    # whose comparison a pixel of a narrow gap belongs to.
+    grown = ndi.grey_dilation(regions, size=(reach, reach))
+    for label, box in enumerate(ndi.find_objects(grown), start=1):
+        if box is None:
+            continue
+        near = grown[box] == label
+        region = regions[box] == label
+        seen = fine_mask[box] & near
+        union = np.count_nonzero(seen | region)
+        if union and np.count_nonzero(seen & region) / union >= agreement:
+            combined[box][near] = fine[box][near]
+    return combined
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -372,6 +447,15 @@ class NetworkSegmenter:
         flatten_support`): the Gaussian width in working-grid pixels, 0 for off; None uses the
         model's ``config.json`` value.  A width the model was not trained with is a deliberate
         mismatch between training and inference (see the model card).
+    particle_diameter_nm : float, optional
+        The typical particle diameter of the images, as the user knows it (None: not declared).
+        Where the particles are at least twice ``target_particle_px`` (the model's
+        ``config.json`` → ``inference``, else `TARGET_PARTICLE_PX`) across on the working grid,
+        the network also sees the image block-averaged so that they are about that size
+        (:func:`nanomorph.segment.preprocess.downsample_factor`), where it finds large particles
+        best; that pass decides where the particles are and the image's own grid draws the
+        outlines where it agrees (:func:`combine_scales`).  A call to :meth:`segment` or
+        :meth:`predict_proba` may declare another diameter.
     """
 
     def __init__(
@@ -383,6 +467,7 @@ class NetworkSegmenter:
         test_time_flips: bool = False,
         min_peak_probability: float | None = None,
         flatten_support_px: float | None = None,
+        particle_diameter_nm: float | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.config = config
@@ -398,6 +483,12 @@ class NetworkSegmenter:
         self.tile_size = int(inference.get("tile_size", 512))
         self.overlap = int(inference.get("overlap", 64))
         self.batch_size = int(inference.get("batch_size", 4))
+        self.target_particle_px = float(inference.get("target_particle_px", TARGET_PARTICLE_PX))
+        self.scale_agreement = float(inference.get("scale_agreement", SCALE_AGREEMENT))
+        try:
+            self.particle_diameter_nm = check_particle_diameter(particle_diameter_nm)
+        except ValueError as exc:
+            raise InferenceError(str(exc)) from None
         self.threshold = float(config.get("threshold", 0.5))
         if min_peak_probability is None:
             min_peak_probability = config.get("min_peak_probability")
@@ -440,10 +531,17 @@ class NetworkSegmenter:
             "flatten_support_keep": self.preprocess.flatten_keep,
             "trained_with_flatten_support_px": self.trained_flatten_support_px,
             "test_time_flips": self.test_time_flips,
+            "particle_diameter_nm": self.particle_diameter_nm,
+            "target_particle_px": self.target_particle_px,
+            "scale_agreement": self.scale_agreement,
         }
 
     def predict_proba(
-        self, image: np.ndarray, pixel_size_nm: float, polarity: str = "auto"
+        self,
+        image: np.ndarray,
+        pixel_size_nm: float,
+        polarity: str = "auto",
+        particle_diameter_nm: float | None = None,
     ) -> np.ndarray:
         """Per-pixel particle probability.
 
@@ -455,6 +553,9 @@ class NetworkSegmenter:
             Pixel size in nm.
         polarity : {"auto", "dark", "bright"}
             Particle polarity if known; only used by models trained on one polarity.
+        particle_diameter_nm : float, optional
+            Typical particle diameter of this image; None uses the segmenter's own
+            (:attr:`particle_diameter_nm`, which may be None: not declared).
 
         Returns
         -------
@@ -464,9 +565,52 @@ class NetworkSegmenter:
         Raises
         ------
         ValueError
-            If the image is not 2-D or the pixel size is not positive.
+            If the image is not 2-D, or the pixel size or a declared diameter is not positive.
         """
-        prepared, factor = prepare_image(image, pixel_size_nm, self.preprocess, polarity)
+        if particle_diameter_nm is None:
+            particle_diameter_nm = self.particle_diameter_nm
+        fine_factor = downsample_factor(pixel_size_nm, self.preprocess)
+        coarse_factor = downsample_factor(
+            pixel_size_nm, self.preprocess, particle_diameter_nm, self.target_particle_px
+        )
+        fine = self.predict_on_grid(image, pixel_size_nm, polarity, None)
+        if coarse_factor == fine_factor:
+            return fine
+        coarse = self.predict_on_grid(image, pixel_size_nm, polarity, particle_diameter_nm)
+        return combine_scales(
+            fine,
+            coarse,
+            coarse_factor,
+            self.threshold,
+            self.min_peak_probability,
+            self.scale_agreement,
+        )
+
+    def predict_on_grid(
+        self,
+        image: np.ndarray,
+        pixel_size_nm: float,
+        polarity: str,
+        particle_diameter_nm: float | None,
+    ) -> np.ndarray:
+        """One pass of the network on the working grid a declared diameter asks for.
+
+        :meth:`predict_proba` combines this pass with the pass on the image's own grid
+        (``particle_diameter_nm=None``); here each is on its own, for measuring them.
+
+        Returns
+        -------
+        ndarray
+            float32 in [0, 1], interpolated back to the shape of ``image``.
+        """
+        prepared, factor = prepare_image(
+            image,
+            pixel_size_nm,
+            self.preprocess,
+            polarity,
+            particle_diameter_nm=particle_diameter_nm,
+            target_particle_px=self.target_particle_px,
+        )
         predict = predict_flips if self.test_time_flips else predict_tiled
         probability = predict(
             self.model,
@@ -481,7 +625,11 @@ class NetworkSegmenter:
         return upsample_to(probability, np.shape(image), factor)
 
     def segment(
-        self, image: np.ndarray, pixel_size_nm: float, polarity: str = "auto"
+        self,
+        image: np.ndarray,
+        pixel_size_nm: float,
+        polarity: str = "auto",
+        particle_diameter_nm: float | None = None,
     ) -> np.ndarray:
         """Particle mask: probability at or above the model's threshold, in confident regions.
 
@@ -496,6 +644,8 @@ class NetworkSegmenter:
             Pixel size in nm.
         polarity : {"auto", "dark", "bright"}
             As for :meth:`predict_proba`.
+        particle_diameter_nm : float, optional
+            As for :meth:`predict_proba`.
 
         Returns
         -------
@@ -503,7 +653,7 @@ class NetworkSegmenter:
             bool mask, same shape as ``image``.
         """
         return keep_confident_regions(
-            self.predict_proba(image, pixel_size_nm, polarity),
+            self.predict_proba(image, pixel_size_nm, polarity, particle_diameter_nm),
             self.threshold,
             self.min_peak_probability,
         )

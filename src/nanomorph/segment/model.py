@@ -293,6 +293,7 @@ def load_segmenter(
     test_time_flips: bool = False,
     min_peak_probability: float | None = None,
     flatten_support_px: float | None = None,
+    particle_diameter_nm: float | None = None,
 ) -> NetworkSegmenter:
     """Load a model folder as a ready-to-use segmenter.
 
@@ -312,6 +313,10 @@ def load_segmenter(
     flatten_support_px : float, optional
         Override the model's support flattening (Gaussian width in working-grid pixels; 0 is
         off, None keeps the model's setting).
+    particle_diameter_nm : float, optional
+        The images' typical particle diameter, if the user knows it: large particles are then
+        block-averaged down to the size the network finds best (see
+        :class:`~nanomorph.segment.inference.NetworkSegmenter`); None: not declared.
 
     Returns
     -------
@@ -334,4 +339,5 @@ def load_segmenter(
         test_time_flips=test_time_flips,
         min_peak_probability=min_peak_probability,
         flatten_support_px=flatten_support_px,
+        particle_diameter_nm=particle_diameter_nm,
     )

@@ -26,6 +26,10 @@ resampling
     integer factor ``floor(min_working_pixel_size_nm / pixel_size_nm)`` so that large particles stay
     within the network's receptive field; the probability map is interpolated back to the input
     grid.  A 1 nm particle still spans at least ``1 / min_working_pixel_size_nm`` pixels.
+    When the caller declares the typical particle diameter, the factor is raised further to
+    ``floor(diameter_px / target_particle_px)`` where that is larger, so that large particles are
+    seen at about the size the network finds them best (an inference rule only; training keeps
+    the simulator's sizes; :func:`downsample_factor`).
 """
 
 from __future__ import annotations
@@ -261,8 +265,19 @@ def apply_polarity(
     return -image
 
 
-def downsample_factor(pixel_size_nm: float, config: PreprocessConfig) -> int:
+def downsample_factor(
+    pixel_size_nm: float,
+    config: PreprocessConfig,
+    particle_diameter_nm: float | None = None,
+    target_particle_px: float | None = None,
+) -> int:
     """Integer factor by which an image is block-averaged before the network sees it.
+
+    The factor keeps the working grid no finer than ``min_working_pixel_size_nm``.  With a
+    declared particle diameter it is raised, where that is larger, to
+    ``floor(particle_diameter_nm / pixel_size_nm / target_particle_px)``: particles several
+    times wider than ``target_particle_px`` are then seen at between one and two times that width.
+    It never upsamples.
 
     Parameters
     ----------
@@ -270,21 +285,58 @@ def downsample_factor(pixel_size_nm: float, config: PreprocessConfig) -> int:
         Pixel size of the input image in nm.
     config : PreprocessConfig
         Holds ``min_working_pixel_size_nm`` and ``max_downsample_factor``.
+    particle_diameter_nm : float, optional
+        The typical particle diameter the user declares for the image; None: not declared.
+    target_particle_px : float, optional
+        Width on the working grid that a declared diameter is brought down to; required with
+        ``particle_diameter_nm``.
 
     Returns
     -------
     int
-        1 (no resampling) or more.
+        1 (no resampling) or more, at most ``config.max_downsample_factor``.
 
     Raises
     ------
     PreprocessError
-        If the pixel size is not a positive finite number.
+        If the pixel size, the declared diameter or the target is not a positive finite number.
     """
     if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
         raise PreprocessError(f"pixel_size_nm must be a positive number, got {pixel_size_nm!r}")
     factor = int(math.floor(config.min_working_pixel_size_nm / pixel_size_nm + 1e-9))
+    if particle_diameter_nm is not None:
+        diameter = check_particle_diameter(particle_diameter_nm)
+        if target_particle_px is None or not (
+            math.isfinite(target_particle_px) and target_particle_px > 0
+        ):
+            raise PreprocessError(
+                "target_particle_px must be a positive number of pixels, "
+                f"got {target_particle_px!r}"
+            )
+        by_size = int(math.floor(diameter / pixel_size_nm / target_particle_px + 1e-9))
+        factor = max(factor, by_size)
     return int(min(max(factor, 1), config.max_downsample_factor))
+
+
+def check_particle_diameter(particle_diameter_nm: float | None) -> float | None:
+    """A declared typical particle diameter in nm, checked (None: not declared).
+
+    Raises
+    ------
+    PreprocessError
+        If it is given but not a positive finite number.
+    """
+    if particle_diameter_nm is None:
+        return None
+    try:
+        diameter = float(particle_diameter_nm)
+    except (TypeError, ValueError):
+        diameter = float("nan")
+    if not (math.isfinite(diameter) and diameter > 0):
+        raise PreprocessError(
+            f"particle_diameter_nm must be a positive number of nm, got {particle_diameter_nm!r}"
+        )
+    return diameter
 
 
 def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
@@ -349,6 +401,8 @@ def prepare_image(
     pixel_size_nm: float,
     config: PreprocessConfig,
     image_polarity: str = "auto",
+    particle_diameter_nm: float | None = None,
+    target_particle_px: float | None = None,
 ) -> tuple[np.ndarray, int]:
     """Resample, normalise and orient an image for the network.
 
@@ -362,6 +416,9 @@ def prepare_image(
         The model's preprocessing settings.
     image_polarity : {"auto", "dark", "bright"}
         Particle polarity of ``image`` if known.
+    particle_diameter_nm, target_particle_px : float, optional
+        A declared typical particle diameter and the working-grid width it is brought down to
+        (:func:`downsample_factor`).
 
     Returns
     -------
@@ -373,12 +430,12 @@ def prepare_image(
     Raises
     ------
     PreprocessError
-        If the image, pixel size or polarity cannot be used.
+        If the image, pixel size, polarity or declared diameter cannot be used.
     """
     image = np.asarray(image)
     if image.ndim != 2:
         raise PreprocessError(f"expected a 2-D image, got shape {image.shape}")
-    factor = downsample_factor(pixel_size_nm, config)
+    factor = downsample_factor(pixel_size_nm, config, particle_diameter_nm, target_particle_px)
     small = block_mean(image, factor)
     prepared = apply_polarity(normalize_for_network(small, config), config.polarity, image_polarity)
     return prepared, factor
