@@ -8,7 +8,8 @@ Each (size, setting) runs in a fresh subprocess so that its peak resident memory
 own.  Prints a table and writes ``benchmarks/results/inference.json``.
 
     python benchmarks/bench_inference.py [--sizes 1024 2048 4096] [--repeats 2] [--threads 2]
-        [--precisions fp32 bf16 fp32-flips] [--model NAME|PATH] [--out FILE]
+        [--precisions fp32 bf16 fp32-flips] [--model NAME|PATH] [--particle-diameters PX ...]
+        [--out FILE]
 
 By default the network is the default architecture with random weights (speed does not depend on
 them); ``--model`` times a model folder's own network and settings instead (another
@@ -30,16 +31,18 @@ RESULTS = Path(__file__).resolve().parent / "results" / "inference.json"
 WORKER = r"""
 import json, resource, sys, time
 import numpy as np, torch
-size, setting, threads, repeats, model = sys.argv[1:6]
+size, setting, threads, repeats, model, diameter = sys.argv[1:7]
 size, threads, repeats = int(size), int(threads), int(repeats)
+# the image's pixels are 1 nm, so a declared diameter in nm is one in pixels
+diameter = float(diameter) if diameter else None
 precision, flips = setting.removesuffix("-flips"), setting.endswith("-flips")
 torch.set_num_threads(threads)
 from nanomorph.segment.inference import NetworkSegmenter
 from nanomorph.segment.model import build_model, default_config, load_model
 torch.manual_seed(0)
 network, config = load_model(model) if model else (build_model().eval(), default_config())
-segmenter = NetworkSegmenter(network, config, device="cpu",
-                             precision=precision, test_time_flips=flips)
+segmenter = NetworkSegmenter(network, config, device="cpu", precision=precision,
+                             test_time_flips=flips, particle_diameter_nm=diameter)
 segmenter.channels_last = precision == "bf16"
 if not segmenter.channels_last:
     segmenter.model = segmenter.model.to(memory_format=torch.contiguous_format)
@@ -51,7 +54,8 @@ for _ in range(repeats):
     segmenter.predict_proba(image, 1.0)
     times.append(time.perf_counter() - start)
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"size": size, "setting": setting, "seconds": min(times),
+print(json.dumps({"size": size, "setting": setting, "particle_diameter_px": diameter,
+                  "seconds": min(times),
                   "seconds_all": times, "peak_rss_mb": peak_mb}))
 """
 
@@ -63,10 +67,19 @@ SETTINGS = {
 DEFAULT_SETTINGS = ("fp32", "bf16")
 
 
-def run_one(size: int, precision: str, threads: int, repeats: int, model: str = "") -> dict:
+def run_one(
+    size: int,
+    precision: str,
+    threads: int,
+    repeats: int,
+    model: str = "",
+    particle_diameter_px: float | None = None,
+) -> dict:
     """Time one configuration in a subprocess and return its JSON record."""
+    diameter = "" if particle_diameter_px is None else str(particle_diameter_px)
+    worker_args = [str(size), precision, str(threads), str(repeats), model, diameter]
     out = subprocess.run(
-        [sys.executable, "-c", WORKER, str(size), precision, str(threads), str(repeats), model],
+        [sys.executable, "-c", WORKER, *worker_args],
         capture_output=True,
         text=True,
         check=True,
@@ -94,23 +107,35 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="NAME|PATH",
         help="time this model folder's network (default: the default architecture, random weights)",
     )
+    parser.add_argument(
+        "--particle-diameters",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="PX",
+        help="also time each setting with these declared particle diameters (in pixels; 48 or "
+        "more adds the second, coarser pass and its combination; default: not declared only)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    diameters = [None, *args.particle_diameters] if args.particle_diameters else [None]
 
     import torch
 
     records = []
-    print(f"{'size':>6} {'setting':<32} {'seconds':>8} {'peak RSS MB':>12}")
+    print(f"{'size':>6} {'setting':<32} {'diameter':>8} {'seconds':>8} {'peak RSS MB':>12}")
     for size in args.sizes:
         for precision in args.precisions:
-            record = run_one(size, precision, args.threads, args.repeats, args.model)
-            record["setting_name"] = SETTINGS[precision]
-            records.append(record)
-            print(
-                f"{size:>6} {SETTINGS[precision]:<32} {record['seconds']:>8.2f} "
-                f"{record['peak_rss_mb']:>12.0f}",
-                flush=True,
-            )
+            for diameter in diameters:
+                record = run_one(size, precision, args.threads, args.repeats, args.model, diameter)
+                record["setting_name"] = SETTINGS[precision]
+                records.append(record)
+                declared = "-" if diameter is None else f"{diameter:g} px"
+                print(
+                    f"{size:>6} {SETTINGS[precision]:<32} {declared:>8} "
+                    f"{record['seconds']:>8.2f} {record['peak_rss_mb']:>12.0f}",
+                    flush=True,
+                )
     from nanomorph.segment.inference import native_bf16, resolve_precision
 
     cpu = torch.device("cpu")
