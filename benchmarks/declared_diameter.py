@@ -67,9 +67,8 @@ def main(argv=None) -> int:
                 tally = changed.setdefault(f"target {target:g}", {})
                 tally[item.scenario] = tally.get(item.scenario, 0) + int(factor != own)
                 if factor not in passes:
-                    # a diameter that asks predict_on_grid for exactly this factor
-                    diameter = factor * segmenter.target_particle_px * px
-                    passes[factor] = segmenter.predict_on_grid(item.image, px, "auto", diameter)
+                    segmenter.target_particle_px = target
+                    passes[factor] = segmenter.predict_on_grid(item.image, px, "auto", declared)
                 coarse = passes[factor]
                 masks[f"target {target:g}, coarse pass only"] = keep_confident_regions(
                     coarse, level, peak

@@ -137,6 +137,22 @@ def test_real_counts_refuses_impossible_settings_before_any_work(option, capsys)
     assert f"argument {option[0]}: expected" in capsys.readouterr().err
 
 
+def _threshold_instead(monkeypatch) -> list[dict]:
+    """Swap the network for the threshold in real_counts (fast); returns the options each
+    make_segmenter call was given."""
+    import nanomorph.pipeline as pipeline
+
+    calls = []
+    make_segmenter = pipeline.make_segmenter
+
+    def threshold_instead(kind="model", **options):
+        calls.append(options)
+        return make_segmenter("threshold", polarity=options.get("polarity", "auto"))
+
+    monkeypatch.setattr(pipeline, "make_segmenter", threshold_instead)
+    return calls
+
+
 def test_real_counts_gives_the_chosen_precision_to_every_segmenter(
     shared_data, monkeypatch, tmp_path
 ):
@@ -147,22 +163,14 @@ def test_real_counts_gives_the_chosen_precision_to_every_segmenter(
     """
     import json
 
-    import nanomorph.pipeline as pipeline
-
     if not (shared_data / "supported-catalysts").is_dir():
         pytest.skip("supported-catalysts images absent")
     real_counts = _load_real_counts()
-    requested = []
-    make_segmenter = pipeline.make_segmenter
-
-    def threshold_instead(kind="model", **options):
-        requested.append(options.get("precision"))
-        return make_segmenter("threshold", polarity=options.get("polarity", "auto"))
-
-    monkeypatch.setattr(pipeline, "make_segmenter", threshold_instead)
+    calls = _threshold_instead(monkeypatch)
     out = tmp_path / "counts.json"
     assert real_counts.main(["--images", "PtCo", "--precision", "fp32", "--out", str(out)]) == 0
     expected_calls = 1 + len(json.loads(out.read_text())["particlespy"])
+    requested = [options.get("precision") for options in calls]
     assert requested == ["fp32"] * expected_calls
 
 
@@ -171,22 +179,14 @@ def test_real_counts_declares_the_median_hand_box_as_the_particle_diameter(
 ):
     import json
 
-    import nanomorph.pipeline as pipeline
-
     if not (shared_data / "supported-catalysts").is_dir():
         pytest.skip("supported-catalysts images absent")
     real_counts = _load_real_counts()
-    declared = []
-    make_segmenter = pipeline.make_segmenter
-
-    def threshold_instead(kind="model", **options):
-        declared.append(options.get("particle_diameter_nm"))
-        return make_segmenter("threshold", polarity=options.get("polarity", "auto"))
-
-    monkeypatch.setattr(pipeline, "make_segmenter", threshold_instead)
+    calls = _threshold_instead(monkeypatch)
     out = tmp_path / "counts.json"
     argv = ["--images", "PtCo", "--declare-particle-diameter", "--diameter-error", "1.5"]
     assert real_counts.main([*argv, "--out", str(out)]) == 0
+    declared = [options.get("particle_diameter_nm") for options in calls]
     # PtCo's median hand box is 42.3 px; at the nominal 0.1 nm/px, declared 1.5 times that.
     assert declared[0] == pytest.approx(42.3 * 0.1 * 1.5)
     assert set(declared[1:]) == {None}  # the ParticleSpy rows have no hand boxes
