@@ -11,7 +11,10 @@ simulated scenes whose seeds are neither a training seed nor the model card's te
 
 It prints the particle IoU per scenario (pixels pooled over the scenario's images) for the image's
 own grid alone ("not declared"), the coarse pass alone and each combination, and writes them as
-JSON. Ultrasmall scenes are left out: their particles (at most 14 px) never reach twice any target.
+JSON. The same run chooses the other end, ``small_particle_px``: below it the network sees the
+image enlarged twice instead (rows "small below N px"; the large-particle rule left off there).
+Faceted scenes hold no particles that small, ultrasmall scenes none large enough for a coarser
+pass.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCENARIOS = ("isolated", "overlapping", "haadf", "faceted")
+SCENARIOS = ("isolated", "overlapping", "ultrasmall_low_contrast", "haadf", "faceted")
 
 
 def main(argv=None) -> int:
@@ -39,6 +42,7 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=20, help="images per scenario and seed")
     parser.add_argument("--targets", type=float, nargs="+", default=[16.0, 24.0, 32.0])
     parser.add_argument("--agreements", type=float, nargs="+", default=[0.5, 0.7, 0.85])
+    parser.add_argument("--small-particle-px", type=float, nargs="+", default=[4.0, 6.0, 8.0, 10.0])
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="fp32")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -82,6 +86,19 @@ def main(argv=None) -> int:
                     masks[f"target {target:g}, agreement {agreement:g}"] = keep_confident_regions(
                         combined, level, peak
                     )
+            # Below the largest small_particle_px tried, one enlarged pass serves every rule.
+            width_px = declared / (px * own) if declared else float("inf")
+            enlarged = None
+            if width_px < max(args.small_particle_px):
+                segmenter.small_particle_px = max(args.small_particle_px)
+                enlarged = keep_confident_regions(
+                    segmenter.predict_on_grid(item.image, px, "auto", declared), level, peak
+                )
+            for small in args.small_particle_px:
+                name = f"small below {small:g} px"
+                tally = changed.setdefault(name, {})
+                tally[item.scenario] = tally.get(item.scenario, 0) + int(width_px < small)
+                masks[name] = enlarged if width_px < small else masks["not declared"]
             for name, mask in masks.items():
                 tally = counts.setdefault(name, {}).setdefault(item.scenario, [0, 0])
                 tally[0] += int(np.count_nonzero(mask & truth))
@@ -107,7 +124,7 @@ def main(argv=None) -> int:
             "seeds": args.seeds,
             "n_per_scenario": args.n,
             "declared_diameter": "each image's true median equivalent diameter",
-            "images_seen_coarser": changed,
+            "images_seen_coarser_or_enlarged": changed,
             "particle_iou": iou,
             "pixel_counts_intersection_union": counts,
             "seconds": time.perf_counter() - start,

@@ -198,7 +198,7 @@ def test_real_counts_declares_the_median_hand_box_as_the_particle_diameter(
         real_counts.main([*argv[:3], "--segmenter", "threshold"])
 
 
-def test_declared_diameter_scan_changes_nothing_where_no_image_is_seen_coarser(tmp_path):
+def test_declared_diameter_scan_changes_nothing_where_no_image_is_seen_otherwise(tmp_path):
     import importlib.util
     import json
 
@@ -209,18 +209,28 @@ def test_declared_diameter_scan_changes_nothing_where_no_image_is_seen_coarser(t
     spec.loader.exec_module(module)
     out = tmp_path / "scan.json"
     argv = ["--seeds", "20240603", "--n", "1", "--targets", "24", "--agreements", "0.85"]
-    assert module.main([*argv, "--out", str(out)]) == 0
+    assert module.main([*argv, "--small-particle-px", "10", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     iou = result["particle_iou"]
     assert set(iou) == {
         "not declared",
         "target 24, coarse pass only",
         "target 24, agreement 0.85",
+        "small below 10 px",
     }
-    for scenario, n_coarser in result["images_seen_coarser"]["target 24"].items():
-        if n_coarser == 0:
-            assert iou["target 24, agreement 0.85"][scenario] == iou["not declared"][scenario]
-    assert sum(result["images_seen_coarser"]["target 24"].values()) >= 1
+    seen = result["images_seen_coarser_or_enlarged"]
+    for name in ("target 24, agreement 0.85", "small below 10 px"):
+        key = "target 24" if name.startswith("target") else name
+        for scenario, n_changed in seen[key].items():
+            if n_changed == 0:
+                assert iou[name][scenario] == iou["not declared"][scenario]
+    # The first image of this seed holds large faceted particles and a small ultrasmall one.
+    assert seen["target 24"]["faceted"] == 1
+    assert seen["small below 10 px"]["ultrasmall_low_contrast"] == 1
+    assert (
+        iou["small below 10 px"]["ultrasmall_low_contrast"]
+        != iou["not declared"]["ultrasmall_low_contrast"]
+    )
 
 
 def test_retrain_script_runs_the_commands_the_model_card_gives():

@@ -40,10 +40,12 @@ from nanomorph.segment.preprocess import (
     block_mean,
     check_flattening,
     downsample_factor,
+    enlarge,
     flatten_support,
     normalize_for_network,
     normalize_image,
     prepare_image,
+    upsample_factor,
     upsample_to,
 )
 
@@ -187,6 +189,43 @@ def test_a_declared_diameter_brings_large_particles_down_to_the_target(
     assert got == factor
 
 
+@pytest.mark.parametrize(
+    ("pixel_size_nm", "diameter_nm", "factor"),
+    [
+        (0.1, None, 1),  # not declared: never enlarged
+        (0.1, 0.59, 2),  # 5.9 px on the working grid: enlarged twice
+        (0.1, 0.6, 1),  # 6 px: as it is
+        (0.1, 20.0, 1),  # large: as it is here (coarser: downsample_factor)
+        (0.2, 1.0, 2),  # 5 px
+        # 11.8 px, but the image is block-averaged by 2 onto the 0.1 nm working grid first,
+        # where it is 5.9 px
+        (0.05, 0.59, 2),
+    ],
+)
+def test_a_declared_diameter_enlarges_the_image_only_for_particles_a_few_pixels_across(
+    pixel_size_nm, diameter_nm, factor
+):
+    got = upsample_factor(pixel_size_nm, PreprocessConfig(), diameter_nm, small_particle_px=6)
+    assert got == factor
+    with pytest.raises(PreprocessError, match="small_particle_px"):
+        upsample_factor(0.1, PreprocessConfig(), 0.5, small_particle_px=0)
+    with pytest.raises(PreprocessError, match="particle_diameter_nm"):
+        upsample_factor(0.1, PreprocessConfig(), -0.5, small_particle_px=6)
+
+
+def test_enlarge_makes_each_pixel_a_block_that_block_mean_brings_back():
+    yy, xx = np.mgrid[0:40, 0:30].astype(np.float32)
+    image = np.sin(yy / 5.0) + np.cos(xx / 4.0)
+    big = enlarge(image, 2)
+    assert big.shape == (80, 60) and big.dtype == np.float32
+    # Block centres of the enlarged image sit on the original pixels: averaging each 2x2 block
+    # gives the image back up to the interpolation's smoothing.
+    np.testing.assert_allclose(block_mean(big, 2)[2:-2, 2:-2], image[2:-2, 2:-2], atol=0.02)
+    np.testing.assert_array_equal(enlarge(image, 1), image)
+    with pytest.raises(PreprocessError, match="whole number"):
+        enlarge(image, 1.5)
+
+
 @pytest.mark.parametrize("diameter_nm", [0.0, -2.0, float("nan"), float("inf"), "large"])
 def test_a_declared_diameter_must_be_a_positive_number(diameter_nm):
     with pytest.raises(PreprocessError, match="particle_diameter_nm"):
@@ -289,6 +328,45 @@ def test_combined_scales_take_where_from_the_coarse_pass_and_outlines_from_the_f
         combine_scales(fine, coarse[:, :100], 3, 0.65, 0.95)
 
 
+def _random_particle_maps(seed=0, shape=(200, 240)):
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    field = ndi.gaussian_filter(rng.normal(size=shape), 3)
+    field = (field - field.min()) / (field.max() - field.min())
+    coarse = np.clip((field - 0.45) * 8, 0, 1).astype(np.float32)
+    fine = np.clip(coarse + rng.normal(0, 0.2, size=shape), 0, 1).astype(np.float32)
+    return fine, coarse
+
+
+def test_confident_regions_and_combined_scales_follow_their_definitions_region_by_region():
+    from scipy import ndimage as ndi
+
+    fine, coarse = _random_particle_maps()
+    box = np.ones((3, 3), dtype=bool)
+    labels, n = ndi.label(coarse >= 0.65, structure=box)
+    assert n > 25  # many regions, many of whose neighbourhoods meet
+    kept = keep_confident_regions(coarse, 0.65, 0.95)
+    peaks = [coarse[labels == label].max() for label in range(1, n + 1)]
+    expected = np.isin(labels, 1 + np.flatnonzero(np.asarray(peaks) >= 0.95))
+    np.testing.assert_array_equal(kept, expected)
+    assert 0 < expected.sum() < (labels > 0).sum()
+
+    factor = 2
+    regions, _ = ndi.label(kept, structure=box)
+    grown = ndi.grey_dilation(regions, size=(2 * factor + 1,) * 2)
+    expected = coarse.copy()
+    n_fine = 0
+    for label in range(1, regions.max() + 1):
+        near, region = grown == label, regions == label
+        seen = (fine >= 0.65) & near
+        if np.count_nonzero(seen & region) / np.count_nonzero(seen | region) >= 0.7:
+            expected[near] = fine[near]
+            n_fine += 1
+    assert 0 < n_fine < regions.max()
+    np.testing.assert_array_equal(combine_scales(fine, coarse, factor, 0.65, 0.95, 0.7), expected)
+
+
 def test_segmenter_shows_the_network_large_declared_particles_at_the_target_size(
     small_model, monkeypatch
 ):
@@ -318,6 +396,12 @@ def test_segmenter_shows_the_network_large_declared_particles_at_the_target_size
     declared.segment(image, 0.1, particle_diameter_nm=4.0)  # a call's own declaration wins
     declared.segment(image, 0.1, particle_diameter_nm=3.0)  # 30 px: one pass is enough
     assert seen[3:] == [(200, 160), (50, 40), (200, 160), (100, 80), (200, 160)]
+    # 0.4 nm is 4 px, under small_particle_px: one pass, on the image enlarged twice, and the
+    # probability averaged back onto the image's pixels.
+    assert declared.describe()["small_particle_px"] == inference_module.SMALL_PARTICLE_PX
+    mask = declared.segment(image, 0.1, particle_diameter_nm=0.4)
+    assert mask.shape == (200, 160)
+    assert seen[8:] == [(400, 320)]
     plain = NetworkSegmenter(small_model, default_config("plain"), device="cpu")
     assert plain.describe()["target_particle_px"] == inference_module.TARGET_PARTICLE_PX
     assert plain.describe()["particle_diameter_nm"] is None

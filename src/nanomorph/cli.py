@@ -129,8 +129,9 @@ def _add_segmenter_options(p: argparse.ArgumentParser, evaluation: bool = False)
             type=positive_float,
             metavar="NM",
             help="the typical particle diameter, if you know it roughly: images of large "
-            "particles are then block-averaged so that the network sees them at the size it "
-            "finds best (default: not declared)",
+            "particles are then also seen block-averaged so that the network sees them at the "
+            "size it finds best, images of particles under 10 px enlarged twice (default: not "
+            "declared)",
         )
 
 

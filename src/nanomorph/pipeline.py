@@ -211,8 +211,9 @@ def make_segmenter(
         model's setting); for small particles on bright, cloudy supports (model card).
     particle_diameter_nm
         The typical particle diameter, if known: images of large particles are block-averaged
-        before the network so that it sees them at about the size it finds best (model card,
-        "A declared particle diameter"); ``None``: not declared. Only used by the network.
+        before the network so that it sees them at about the size it finds best, images of
+        particles under 10 working-grid pixels enlarged twice (model card, "A declared particle
+        diameter"); ``None``: not declared. Only used by the network.
     """
     if kind == "threshold":
         return ThresholdSegmenter(polarity=polarity)

@@ -277,7 +277,7 @@ def downsample_factor(
     declared particle diameter it is raised, where that is larger, to
     ``floor(particle_diameter_nm / pixel_size_nm / target_particle_px)``: particles several
     times wider than ``target_particle_px`` are then seen at between one and two times that width.
-    It never upsamples.
+    It never upsamples (that is :func:`upsample_factor`'s).
 
     Parameters
     ----------
@@ -316,6 +316,53 @@ def downsample_factor(
         by_size = int(math.floor(diameter / pixel_size_nm / target_particle_px + 1e-9))
         factor = max(factor, by_size)
     return int(min(max(factor, 1), config.max_downsample_factor))
+
+
+def upsample_factor(
+    pixel_size_nm: float,
+    config: PreprocessConfig,
+    particle_diameter_nm: float | None,
+    small_particle_px: float,
+) -> int:
+    """Integer factor by which an image is enlarged before the network sees it (1: not at all).
+
+    Particles a few pixels across are outlined better on the image enlarged twice (bicubic),
+    the network's probability then averaged back onto the image's grid; larger ones are not
+    (model card, "A declared particle diameter"). So only a declared diameter narrower than
+    ``small_particle_px`` pixels of the working grid (:func:`downsample_factor`'s grid without a
+    declared diameter) gives 2; no diameter, or a larger one, gives 1.
+
+    Raises
+    ------
+    PreprocessError
+        If the pixel size, the declared diameter or ``small_particle_px`` is not a positive
+        finite number.
+    """
+    factor = downsample_factor(pixel_size_nm, config)
+    diameter = check_particle_diameter(particle_diameter_nm)
+    if not (math.isfinite(small_particle_px) and small_particle_px > 0):
+        raise PreprocessError(
+            f"small_particle_px must be a positive number of pixels, got {small_particle_px!r}"
+        )
+    if diameter is None:
+        return 1
+    return 2 if diameter / (pixel_size_nm * factor) < small_particle_px - 1e-9 else 1
+
+
+def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    """Enlarge an image ``factor`` times by cubic-spline interpolation (1: unchanged).
+
+    Each pixel becomes a ``factor``×``factor`` block of the result, so that :func:`block_mean`
+    by the same factor brings a map of the result back onto the image's grid.
+    """
+    if int(factor) != factor or factor < 1:
+        raise PreprocessError(f"an image is enlarged a whole number of times, not {factor!r}")
+    image = np.asarray(image, dtype=np.float32)
+    if factor == 1:
+        return image
+    return ndimage.zoom(image, factor, order=3, mode="nearest", grid_mode=True).astype(
+        np.float32, copy=False
+    )
 
 
 def check_particle_diameter(particle_diameter_nm: float | None) -> float | None:
@@ -403,6 +450,7 @@ def prepare_image(
     image_polarity: str = "auto",
     particle_diameter_nm: float | None = None,
     target_particle_px: float | None = None,
+    enlarge_by: int = 1,
 ) -> tuple[np.ndarray, int]:
     """Resample, normalise and orient an image for the network.
 
@@ -419,6 +467,10 @@ def prepare_image(
     particle_diameter_nm, target_particle_px : float, optional
         A declared typical particle diameter and the working-grid width it is brought down to
         (:func:`downsample_factor`).
+    enlarge_by : int
+        Enlarge the (block-averaged) image this many times before normalising it
+        (:func:`enlarge`, :func:`upsample_factor`); the network's map of it is brought back with
+        :func:`block_mean` by the same factor, before :func:`upsample_to`.
 
     Returns
     -------
@@ -436,7 +488,7 @@ def prepare_image(
     if image.ndim != 2:
         raise PreprocessError(f"expected a 2-D image, got shape {image.shape}")
     factor = downsample_factor(pixel_size_nm, config, particle_diameter_nm, target_particle_px)
-    small = block_mean(image, factor)
+    small = enlarge(block_mean(image, factor), enlarge_by)
     prepared = apply_polarity(normalize_for_network(small, config), config.polarity, image_polarity)
     return prepared, factor
 
