@@ -207,6 +207,9 @@ def test_a_declared_diameter_enlarges_the_image_only_for_particles_a_few_pixels_
 ):
     got = upsample_factor(pixel_size_nm, PreprocessConfig(), diameter_nm, small_particle_px=6)
     assert got == factor
+
+
+def test_upsample_factor_rejects_a_bad_limit_or_diameter():
     with pytest.raises(PreprocessError, match="small_particle_px"):
         upsample_factor(0.1, PreprocessConfig(), 0.5, small_particle_px=0)
     with pytest.raises(PreprocessError, match="particle_diameter_nm"):

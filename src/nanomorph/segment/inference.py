@@ -648,9 +648,8 @@ class NetworkSegmenter:
             precision=self.precision,
             channels_last=self.channels_last,
         )
-        if enlarge_by > 1:
-            working = -(-np.asarray(np.shape(image)) // factor)
-            probability = block_mean(probability, enlarge_by)[: working[0], : working[1]]
+        # enlarge() makes each working-grid pixel a block, so this is the working grid again.
+        probability = block_mean(probability, enlarge_by)
         return upsample_to(probability, np.shape(image), factor)
 
     def segment(
