@@ -22,8 +22,10 @@ from nanomorph.segment.inference import (
     combine_scales,
     hann_window_2d,
     keep_confident_regions,
+    network_megapixels,
     predict_tiled,
     resolve_precision,
+    tile_layout,
     tile_origins,
 )
 from nanomorph.segment.model import (
@@ -457,6 +459,72 @@ def test_tiled_inference_matches_untiled_inference(small_model):
     assert whole.shape == tiled.shape == image.shape
     spread = whole.max() - whole.min()
     assert np.abs(whole - tiled).mean() < 0.1 * spread
+
+
+class TileCountingModel(PixelwiseModel):
+    """Pixelwise, and adds up the pixels of every tile it is shown."""
+
+    def __init__(self):
+        super().__init__()
+        self.pixels = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.pixels += x.shape[0] * x.shape[-2] * x.shape[-1]
+        return super().forward(x)
+
+
+def test_tile_layout_pads_small_images_to_a_multiple_of_32_and_counts_its_tiles():
+    small = tile_layout(20, 7, tile_size=512, overlap=64)
+    # 20 + 64 and 7 + 64 px of reflected margin, rounded up to a multiple of 32.
+    assert (small.tile_height, small.tile_width) == (96, 96)
+    assert small.origins == ((0, 0),) and small.tile_pixels == 96 * 96
+    # 2048 + 64 px of padded image in tiles of 512 that overlap by at least 64: five each way.
+    large = tile_layout(2048, 2048, tile_size=512, overlap=64)
+    assert len(large.origins) == 25 and large.tile_pixels == 25 * 512 * 512
+    with pytest.raises(InferenceError, match="multiple of 32"):
+        tile_layout(100, 100, tile_size=100)
+
+
+@pytest.mark.parametrize(
+    ("shape", "pixel_size_nm", "diameter_nm", "flips"),
+    [
+        ((300, 260), 0.1, None, False),  # the image's own grid
+        ((300, 260), 0.02, None, False),  # block-averaged by 5 to the 0.1 nm working grid
+        ((300, 260), 0.1, 8.0, False),  # 80 px: its own grid and one block-averaged by 3
+        ((300, 260), 0.1, 0.5, False),  # 5 px: one pass on the image enlarged twice
+        ((130, 90), 0.1, 0.5, True),  # ... four times, with test-time flips
+        ((700, 40), 0.3, 3.0, False),  # 10 px: just not enlarged
+    ],
+)
+def test_network_megapixels_counts_the_tiles_the_segmenter_computes_on(
+    shape, pixel_size_nm, diameter_nm, flips
+):
+    config = {**default_config("counted"), "inference": {"tile_size": 128, "overlap": 32}}
+    model = TileCountingModel()
+    segmenter = NetworkSegmenter(
+        model, config, device="cpu", precision="fp32", test_time_flips=flips
+    )
+    image = np.random.default_rng(5).normal(size=shape).astype(np.float32)
+    segmenter.segment(image, pixel_size_nm, particle_diameter_nm=diameter_nm)
+    counted = network_megapixels(shape, pixel_size_nm, config, diameter_nm, test_time_flips=flips)
+    assert counted == pytest.approx(model.pixels / 1e6, rel=1e-12)
+    assert counted > 0
+
+
+def test_network_megapixels_grows_with_the_enlarged_grid_and_takes_the_workflows_tile_size():
+    config = default_config("counted")
+    plain = network_megapixels((2048, 2048), 0.1, config)
+    assert plain == pytest.approx(25 * 512 * 512 / 1e6)
+    # Enlarged twice: 4096 + 64 px each way, ten tiles of 512 each way, four times the work.
+    assert network_megapixels((2048, 2048), 0.1, config, 0.5) == pytest.approx(100 * 0.262144)
+    smaller_tiles = network_megapixels((2048, 2048), 0.1, config, tile_size=256)
+    assert smaller_tiles > plain  # more overlap to compute
+    with pytest.raises(InferenceError, match="pixel_size_nm"):
+        network_megapixels((100, 100), 0.0, config)
+    with pytest.raises(InferenceError, match="particle_diameter_nm"):
+        network_megapixels((100, 100), 0.1, config, -2.0)
+    with pytest.raises(InferenceError, match="shape"):
+        network_megapixels((0, 100), 0.1, config)
 
 
 class ShiftModel(torch.nn.Module):

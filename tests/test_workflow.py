@@ -6,7 +6,10 @@ on two cores; it runs once per session and the output checks share it.
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -350,12 +353,39 @@ def test_killed_run_resumes_to_identical_tables(finished_run, tmp_path):
     assert_same_tables(read_tables(finished_run), read_tables(workdir / "results"))
 
 
+def scheduled_runtimes(output: str, rule: str) -> dict[str, int]:
+    """The time limit (minutes) Snakemake gave each job of a rule, by sample, from its log."""
+    runtimes = {}
+    for block in output.split(f"rule {rule}:")[1:]:
+        sample = re.search(r"wildcards: sample=([^,\s]+)", block).group(1)
+        runtimes[sample] = int(re.search(r"runtime=(\d+)", block).group(1))
+    return runtimes
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not default_model_available(), reason="the shipped model is not present")
 def test_end_to_end_with_model(tmp_path):
+    from nanomorph.segment.inference import network_megapixels
+    from nanomorph.segment.model import CONFIG_FILE, find_model_folder
+
     workdir = make_workdir(tmp_path / "model", segmenter="model")
-    run_workflow(workdir, timeout=600)
+    # 600 s per megapixel: a limit far above the 5 minutes of start-up, to check its size.
+    run = run_workflow(workdir, "--config", "segment_seconds_per_megapixel=600", timeout=600)
     results = workdir / "results"
+    # Each sample's segmentation job got a time limit from its own images' network work, worked
+    # out when it was scheduled (a dry run, before the images are read, shows a flat hour).
+    model_config = json.loads((find_model_folder(None) / CONFIG_FILE).read_text())
+    expected = {}
+    for sample in ("catalyst_a", "growth"):
+        megapixels = 0.0
+        for meta in sorted((results / sample / "images").rglob("metadata.json")):
+            image = json.loads(meta.read_text())
+            megapixels += network_megapixels(image["shape"], image["pixel_size_nm"], model_config)
+        expected[sample] = math.ceil(5 + megapixels * 600 / 60)
+    assert scheduled_runtimes(run.stdout + run.stderr, "segment") == expected
+    assert expected["catalyst_a"] > 5 + 3  # three images of network work, not start-up alone
+    log = (results / "logs/segment/catalyst_a/chunk_0.log").read_text()
+    assert re.search(r"measured [\d.]+ s per megapixel over 3 images", log)
     assert (results / "catalyst_a" / "particles.xlsx").is_file()
     assert (results / "model" / "metrics.csv").is_file()
     meta = (results / "catalyst_a/images/a_001/metadata.json").read_text()

@@ -5,6 +5,9 @@ with a checkpoint: the DAG stays static, so `-n`, `--report` and `--lint` see ev
 stack's frames become ordinary per-image jobs named `<stem>/frame_NNNN` as the CLI names them.
 """
 
+import functools
+import json
+import math
 import os
 import re
 from pathlib import Path
@@ -121,6 +124,63 @@ def chunk_of(sample, image):
 
 def uses_gpu():
     return config["segmenter"] == "model" and config["device"] == "cuda"
+
+
+# ---------------------------------------------------------------- segmentation time limits
+# Starting Python and torch and loading the model on a busy node, in minutes.
+SEGMENT_STARTUP_MIN = 5
+# Before ingest has written the chunk's images (a dry run) their sizes are unknown; Snakemake
+# evaluates the limit again when the job is scheduled, with the images there.
+SEGMENT_RUNTIME_UNKNOWN_MIN = 60
+
+
+@functools.cache
+def _model_config():
+    from nanomorph.segment.model import CONFIG_FILE, find_model_folder
+
+    try:
+        folder = find_model_folder(config.get("model"))
+    except ValueError as error:
+        raise WorkflowError(f"config model: {error}") from None
+    return json.loads((folder / CONFIG_FILE).read_text())
+
+
+def segment_megapixels(sample, micrograph_files):
+    """What the chunk's segmentation computes on: megapixels of network tiles (all passes a
+    declared diameter asks for, flips included), or of image for the threshold segmenter."""
+    if config["segmenter"] == "model":
+        from nanomorph.segment.inference import InferenceError, network_megapixels
+
+    total = 0.0
+    for path in micrograph_files:
+        meta = json.loads(Path(path).read_text())
+        shape = meta["shape"][-2:]
+        if config["segmenter"] != "model":
+            total += shape[0] * shape[1] / 1e6
+            continue
+        try:
+            total += network_megapixels(
+                shape,
+                meta["pixel_size_nm"],
+                _model_config(),
+                sample_particle_diameter(sample),
+                test_time_flips=config["test_time_flips"],
+                tile_size=config["tile_size"],
+            )
+        except InferenceError as error:
+            raise WorkflowError(f"{path}: {error}") from None
+    return total
+
+
+def get_segment_runtime(wildcards, input, attempt):
+    """Time limit of a segmentation job in minutes: its images' network work at
+    segment_seconds_per_megapixel, plus start-up, doubled on each retry (a cluster kills a job
+    at its limit, so a fixed one fails whole samples of large or enlarged images)."""
+    files = list(input.micrographs)
+    if not all(Path(f).is_file() for f in files):
+        return SEGMENT_RUNTIME_UNKNOWN_MIN * attempt
+    seconds = segment_megapixels(wildcards.sample, files) * config["segment_seconds_per_megapixel"]
+    return math.ceil(SEGMENT_STARTUP_MIN + seconds / 60) * 2 ** (attempt - 1)
 
 
 # ---------------------------------------------------------------- input functions

@@ -8,6 +8,7 @@ rule segment:
     params:
         names=get_chunk_names,
         segmenter=get_segmenter_settings,
+        seconds_per_megapixel=config["segment_seconds_per_megapixel"],
     log:
         f"{RESULTS}/logs/segment/{{sample}}/chunk_{{chunk}}.log",
     benchmark:
@@ -17,7 +18,7 @@ rule segment:
     threads: 4
     resources:
         mem_mb=8000,
-        runtime=60,
+        runtime=get_segment_runtime,
         gpu=1 if uses_gpu() else 0,
     script:
         "../scripts/segment.py"

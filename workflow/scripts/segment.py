@@ -3,6 +3,7 @@
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import tifffile
@@ -34,10 +35,34 @@ if settings.get("tile_size") and network is not None and hasattr(network, "tile_
 
 images = smk.input.images
 micrographs = smk.input.micrographs
+total_megapixels = total_seconds = 0.0
 for name, image_path, meta_path in zip(smk.params.names, images, micrographs, strict=True):
     pixel_size_nm = json.loads(Path(meta_path).read_text())["pixel_size_nm"]
-    mask = segmenter(tifffile.imread(image_path), pixel_size_nm)
+    image = tifffile.imread(image_path)
+    start = time.perf_counter()
+    mask = segmenter(image, pixel_size_nm)
+    seconds = time.perf_counter() - start
     write_mask_png(out_dir / name / "mask.png", mask)
-    logging.info("%s: %.1f %% particle", name, 100 * mask.mean())
+    # The unit the workflow sizes the job's time limit in (get_segment_runtime).
+    if network is not None:
+        megapixels = network.network_megapixels(image.shape, pixel_size_nm)
+    else:
+        megapixels = image.size / 1e6
+    total_megapixels += megapixels
+    total_seconds += seconds
+    logging.info(
+        "%s: %.1f %% particle, %.1f s for %.2f megapixels",
+        name,
+        100 * mask.mean(),
+        seconds,
+        megapixels,
+    )
+logging.info(
+    "measured %.2f s per megapixel over %d images (the time limit assumed "
+    "segment_seconds_per_megapixel = %g)",
+    total_seconds / max(total_megapixels, 1e-9),
+    len(images),
+    smk.params.seconds_per_megapixel,
+)
 # Written last: the chunk is complete only when its description is there.
 write_json(out_dir / "segmenter.json", segmenter.describe())

@@ -305,6 +305,54 @@ def tile_origins(length: int, tile_size: int, overlap: int) -> list[int]:
     return [round(i * (length - tile_size) / (n - 1)) for i in range(n)]
 
 
+@dataclasses.dataclass(frozen=True)
+class TileLayout:
+    """How :func:`predict_tiled` covers an image: its padding and the tiles the network sees."""
+
+    #: Half the overlap, reflected around the image so that border pixels get context.
+    margin: int
+    #: Tile side in pixels (a multiple of 32; smaller than the setting for small images).
+    tile_height: int
+    tile_width: int
+    #: The padded image the tiles cover.
+    padded_height: int
+    padded_width: int
+    #: Top-left corner of every tile, row by row.
+    origins: tuple[tuple[int, int], ...]
+
+    @property
+    def tile_pixels(self) -> int:
+        """Pixels of all tiles together: what the network computes on."""
+        return len(self.origins) * self.tile_height * self.tile_width
+
+
+def tile_layout(height: int, width: int, tile_size: int = 512, overlap: int = 64) -> TileLayout:
+    """The tiles :func:`predict_tiled` cuts a ``height`` × ``width`` image into.
+
+    Raises
+    ------
+    InferenceError
+        If ``tile_size`` is not a positive multiple of 32 or ``overlap`` not in [0, tile_size).
+    """
+    if tile_size % SIZE_MULTIPLE or tile_size <= 0:
+        raise InferenceError(f"tile_size must be a positive multiple of 32, got {tile_size}")
+    if not 0 <= overlap < tile_size:
+        raise InferenceError(f"overlap must be in [0, tile_size), got {overlap}")
+    margin = overlap // 2
+    # Small images: one tile just big enough (multiple of 32) instead of padding to tile_size.
+    need_h = max(height + 2 * margin, 1)
+    need_w = max(width + 2 * margin, 1)
+    tile_h = min(tile_size, math.ceil(need_h / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+    tile_w = min(tile_size, math.ceil(need_w / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+    padded_h, padded_w = max(need_h, tile_h), max(need_w, tile_w)
+    origins = tuple(
+        (r, c)
+        for r in tile_origins(padded_h, tile_h, overlap)
+        for c in tile_origins(padded_w, tile_w, overlap)
+    )
+    return TileLayout(margin, tile_h, tile_w, padded_h, padded_w, origins)
+
+
 def _batches(items: list[tuple[int, int]], size: int) -> Iterator[list[tuple[int, int]]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -355,19 +403,11 @@ def predict_tiled(
     """
     if image.ndim != 2:
         raise InferenceError(f"expected a 2-D image, got shape {image.shape}")
-    if tile_size % SIZE_MULTIPLE or tile_size <= 0:
-        raise InferenceError(f"tile_size must be a positive multiple of 32, got {tile_size}")
-    if not 0 <= overlap < tile_size:
-        raise InferenceError(f"overlap must be in [0, tile_size), got {overlap}")
-    device = resolve_device(device)
     height, width = image.shape
-    margin = overlap // 2
-    # Small images: one tile just big enough (multiple of 32) instead of padding to tile_size.
-    need_h = max(height + 2 * margin, 1)
-    need_w = max(width + 2 * margin, 1)
-    tile_h = min(tile_size, math.ceil(need_h / SIZE_MULTIPLE) * SIZE_MULTIPLE)
-    tile_w = min(tile_size, math.ceil(need_w / SIZE_MULTIPLE) * SIZE_MULTIPLE)
-    padded_h, padded_w = max(need_h, tile_h), max(need_w, tile_w)
+    layout = tile_layout(height, width, tile_size, overlap)
+    device = resolve_device(device)
+    margin, tile_h, tile_w = layout.margin, layout.tile_height, layout.tile_width
+    padded_h, padded_w = layout.padded_height, layout.padded_width
     pad = ((margin, padded_h - height - margin), (margin, padded_w - width - margin))
     # numpy's "reflect" repeats the reflection when the pad exceeds the image (tiny inputs).
     padded = np.pad(image.astype(np.float32, copy=False), pad, mode="reflect")
@@ -375,11 +415,7 @@ def predict_tiled(
     window = hann_window_2d(tile_h, tile_w)
     accumulated = np.zeros((padded_h, padded_w), dtype=np.float32)
     weights = np.zeros((padded_h, padded_w), dtype=np.float32)
-    origins = [
-        (r, c)
-        for r in tile_origins(padded_h, tile_h, overlap)
-        for c in tile_origins(padded_w, tile_w, overlap)
-    ]
+    origins = list(layout.origins)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.eval()
     with torch.inference_mode(), autocast_context(device, precision):
@@ -428,6 +464,110 @@ def predict_flips(model: torch.nn.Module, image: np.ndarray, **tiling: Any) -> n
         p = p[::-1] if flip_rows else p
         total += p[:, ::-1] if flip_cols else p
     return total / len(FLIP_VIEWS)
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceSettings:
+    """A model folder's ``config.json`` → ``inference``, with defaults for keys a model lacks."""
+
+    tile_size: int = 512
+    overlap: int = 64
+    batch_size: int = 4
+    target_particle_px: float = TARGET_PARTICLE_PX
+    scale_agreement: float = SCALE_AGREEMENT
+    small_particle_px: float = SMALL_PARTICLE_PX
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> InferenceSettings:
+        """Read the settings from a model's whole ``config.json``."""
+        values = config.get("inference", {})
+        defaults = cls()
+        return cls(
+            tile_size=int(values.get("tile_size", defaults.tile_size)),
+            overlap=int(values.get("overlap", defaults.overlap)),
+            batch_size=int(values.get("batch_size", defaults.batch_size)),
+            target_particle_px=float(values.get("target_particle_px", defaults.target_particle_px)),
+            scale_agreement=float(values.get("scale_agreement", defaults.scale_agreement)),
+            small_particle_px=float(values.get("small_particle_px", defaults.small_particle_px)),
+        )
+
+
+def scale_passes(
+    pixel_size_nm: float,
+    preprocess: PreprocessConfig,
+    particle_diameter_nm: float | None,
+    target_particle_px: float,
+) -> tuple[float | None, ...]:
+    """The diameter each network pass of :meth:`NetworkSegmenter.predict_proba` is given.
+
+    One pass, given the declared diameter (or None), where that diameter does not ask for a
+    grid coarser than the image's own working grid; two where it does: the image's own grid
+    (None) and the coarser one (the diameter), combined by :func:`combine_scales`.
+    """
+    fine = downsample_factor(pixel_size_nm, preprocess)
+    coarse = downsample_factor(pixel_size_nm, preprocess, particle_diameter_nm, target_particle_px)
+    return (particle_diameter_nm,) if coarse == fine else (None, particle_diameter_nm)
+
+
+def network_megapixels(
+    shape: tuple[int, int],
+    pixel_size_nm: float,
+    config: dict[str, Any],
+    particle_diameter_nm: float | None = None,
+    test_time_flips: bool = False,
+    tile_size: int | None = None,
+) -> float:
+    """Megapixels of tiles the network computes on to segment one image: its inference cost.
+
+    What :meth:`NetworkSegmenter.predict_proba` does with a model of this ``config.json``,
+    counted without running it: every pass a declared diameter asks for, each on its grid
+    (block-averaged, or enlarged for small particles) and cut into tiles
+    (:func:`tile_layout`), four times with test-time flips. The time of a segmentation is close
+    to proportional to it (the README's benchmarks), so the workflow sizes its jobs' time
+    limits with it.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        The micrograph's height and width in pixels.
+    pixel_size_nm : float
+        Its pixel size in nm.
+    config : dict
+        The model folder's ``config.json``.
+    particle_diameter_nm, test_time_flips
+        As for :class:`NetworkSegmenter`.
+    tile_size : int, optional
+        Overrides the model's tile size, as the workflow's ``tile_size`` does.
+
+    Raises
+    ------
+    InferenceError
+        If the shape, pixel size, diameter or tiling cannot be used.
+    """
+    height, width = (int(n) for n in shape)
+    if height < 1 or width < 1:
+        raise InferenceError(f"an image has at least one pixel each way, not shape {shape}")
+    preprocess = PreprocessConfig.from_dict(config.get("preprocess", {}))
+    settings = InferenceSettings.from_config(config)
+    tile = settings.tile_size if tile_size is None else int(tile_size)
+    try:
+        diameter = check_particle_diameter(particle_diameter_nm)
+        pixels = 0
+        for passed in scale_passes(
+            pixel_size_nm, preprocess, diameter, settings.target_particle_px
+        ):
+            factor = downsample_factor(
+                pixel_size_nm, preprocess, passed, settings.target_particle_px
+            )
+            enlarge_by = upsample_factor(
+                pixel_size_nm, preprocess, passed, settings.small_particle_px
+            )
+            grid = [math.ceil(n / factor) * enlarge_by for n in (height, width)]
+            pixels += tile_layout(*grid, tile, settings.overlap).tile_pixels
+    except ValueError as error:  # PreprocessError is one
+        raise InferenceError(str(error)) from None
+    views = len(FLIP_VIEWS) if test_time_flips else 1
+    return views * pixels / 1e6
 
 
 class NetworkSegmenter:
@@ -495,13 +635,13 @@ class NetworkSegmenter:
             sigma = check_flattening(flatten_support_px, preprocess.flatten_keep)
             preprocess = dataclasses.replace(preprocess, flatten_sigma_px=sigma)
         self.preprocess = preprocess
-        inference = config.get("inference", {})
-        self.tile_size = int(inference.get("tile_size", 512))
-        self.overlap = int(inference.get("overlap", 64))
-        self.batch_size = int(inference.get("batch_size", 4))
-        self.target_particle_px = float(inference.get("target_particle_px", TARGET_PARTICLE_PX))
-        self.scale_agreement = float(inference.get("scale_agreement", SCALE_AGREEMENT))
-        self.small_particle_px = float(inference.get("small_particle_px", SMALL_PARTICLE_PX))
+        inference = InferenceSettings.from_config(config)
+        self.tile_size = inference.tile_size
+        self.overlap = inference.overlap
+        self.batch_size = inference.batch_size
+        self.target_particle_px = inference.target_particle_px
+        self.scale_agreement = inference.scale_agreement
+        self.small_particle_px = inference.small_particle_px
         try:
             self.particle_diameter_nm = check_particle_diameter(particle_diameter_nm)
         except ValueError as exc:
@@ -554,6 +694,29 @@ class NetworkSegmenter:
             "small_particle_px": self.small_particle_px,
         }
 
+    def network_megapixels(
+        self,
+        shape: tuple[int, int],
+        pixel_size_nm: float,
+        particle_diameter_nm: float | None = None,
+    ) -> float:
+        """Megapixels of tiles the network computes on for an image of this shape and pixel size.
+
+        :func:`network_megapixels` with this segmenter's settings (its tile size, test-time
+        flips, and its declared diameter where the call declares none).
+        """
+        if particle_diameter_nm is None:
+            particle_diameter_nm = self.particle_diameter_nm
+        config = {**self.config, "preprocess": self.preprocess.to_dict()}
+        return network_megapixels(
+            shape,
+            pixel_size_nm,
+            config,
+            particle_diameter_nm,
+            test_time_flips=self.test_time_flips,
+            tile_size=self.tile_size,
+        )
+
     def predict_proba(
         self,
         image: np.ndarray,
@@ -587,11 +750,10 @@ class NetworkSegmenter:
         """
         if particle_diameter_nm is None:
             particle_diameter_nm = self.particle_diameter_nm
-        fine_factor = downsample_factor(pixel_size_nm, self.preprocess)
-        coarse_factor = downsample_factor(
+        passes = scale_passes(
             pixel_size_nm, self.preprocess, particle_diameter_nm, self.target_particle_px
         )
-        if coarse_factor == fine_factor:
+        if len(passes) == 1:
             # One pass: on the image's own working grid, enlarged where the declared particles
             # are only a few pixels across (predict_on_grid).
             return self.predict_on_grid(image, pixel_size_nm, polarity, particle_diameter_nm)
@@ -600,7 +762,9 @@ class NetworkSegmenter:
         return combine_scales(
             fine,
             coarse,
-            coarse_factor,
+            downsample_factor(
+                pixel_size_nm, self.preprocess, particle_diameter_nm, self.target_particle_px
+            ),
             self.threshold,
             self.min_peak_probability,
             self.scale_agreement,
