@@ -89,7 +89,9 @@ def assert_same_tables(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     workdir = make_workdir(tmp_path_factory.mktemp("e2e"))
-    run_workflow(workdir)
+    run = run_workflow(workdir)
+    # Snakemake's own account of the jobs (their resources among it), beside the results.
+    (workdir / "snakemake_output.txt").write_text(run.stdout + run.stderr)
     return workdir / "results"
 
 
@@ -354,12 +356,46 @@ def test_killed_run_resumes_to_identical_tables(finished_run, tmp_path):
 
 
 def scheduled_runtimes(output: str, rule: str) -> dict[str, int]:
-    """The time limit (minutes) Snakemake gave each job of a rule, by sample, from its log."""
+    """The time limit (minutes) Snakemake gave each job of a rule, keyed by the job's wildcards
+    without the chunk ("catalyst_a", "catalyst_a/a_001"), from its output."""
     runtimes = {}
     for block in output.split(f"rule {rule}:")[1:]:
-        sample = re.search(r"wildcards: sample=([^,\s]+)", block).group(1)
-        runtimes[sample] = int(re.search(r"runtime=(\d+)", block).group(1))
+        wildcards = dict(
+            re.findall(r"(\w+)=([^,\s]+)", re.search(r"wildcards: (.*)", block).group(1))
+        )
+        key = "/".join(wildcards[name] for name in ("sample", "image") if name in wildcards)
+        runtimes[key] = int(re.search(r"runtime=(\d+)", block).group(1))
     return runtimes
+
+
+def test_jobs_time_limits_follow_their_images_megapixels(finished_run):
+    # What a cluster kills a job at: start-up plus the image's megapixels at each step's rate
+    # (the arithmetic is tested in test_resources.py; here, that each job gets its own image's).
+    from nanomorph.resources import (
+        PER_IMAGE_SECONDS_PER_MEGAPIXEL,
+        PER_IMAGE_STARTUP_MIN,
+        SEGMENT_STARTUP_MIN,
+        time_limit_minutes,
+    )
+
+    output = (finished_run.parent / "snakemake_output.txt").read_text()
+    megapixels = {}
+    for meta in finished_run.glob("*/images/**/metadata.json"):
+        shape = json.loads(meta.read_text())["shape"]
+        key = meta.parent.relative_to(finished_run).as_posix().replace("/images/", "/", 1)
+        megapixels[key] = shape[-2] * shape[-1] / 1e6
+    assert len(megapixels) == 8
+    for rule, rate in PER_IMAGE_SECONDS_PER_MEGAPIXEL.items():
+        expected = {
+            k: time_limit_minutes(mp, rate, PER_IMAGE_STARTUP_MIN) for k, mp in megapixels.items()
+        }
+        assert scheduled_runtimes(output, rule) == expected, rule
+    # The threshold segmenter's work is the image itself, at the config's 4 s per megapixel.
+    expected = {}
+    for sample in ("catalyst_a", "growth"):
+        sample_mp = sum(mp for key, mp in megapixels.items() if key.startswith(sample + "/"))
+        expected[sample] = time_limit_minutes(sample_mp, 4.0, SEGMENT_STARTUP_MIN)
+    assert scheduled_runtimes(output, "segment") == expected
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ stack's frames become ordinary per-image jobs named `<stem>/frame_NNNN` as the C
 
 import functools
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -126,9 +125,8 @@ def uses_gpu():
     return config["segmenter"] == "model" and config["device"] == "cuda"
 
 
-# ---------------------------------------------------------------- segmentation time limits
-# Starting Python and torch and loading the model on a busy node, in minutes.
-SEGMENT_STARTUP_MIN = 5
+# ---------------------------------------------------------------- time limits
+# (nanomorph.resources: start-up plus the job's megapixels at a measured rate, doubled per retry)
 # Before ingest has written the chunk's images (a dry run) their sizes are unknown; Snakemake
 # evaluates the limit again when the job is scheduled, with the images there.
 SEGMENT_RUNTIME_UNKNOWN_MIN = 60
@@ -179,8 +177,45 @@ def get_segment_runtime(wildcards, input, attempt):
     files = list(input.micrographs)
     if not all(Path(f).is_file() for f in files):
         return SEGMENT_RUNTIME_UNKNOWN_MIN * attempt
-    seconds = segment_megapixels(wildcards.sample, files) * config["segment_seconds_per_megapixel"]
-    return math.ceil(SEGMENT_STARTUP_MIN + seconds / 60) * 2 ** (attempt - 1)
+    from nanomorph.resources import SEGMENT_STARTUP_MIN, time_limit_minutes
+
+    return time_limit_minutes(
+        segment_megapixels(wildcards.sample, files),
+        config["segment_seconds_per_megapixel"],
+        SEGMENT_STARTUP_MIN,
+        attempt,
+    )
+
+
+# Before segmentation has run a per-image step's image is not there (a dry run).
+PER_IMAGE_RUNTIME_UNKNOWN_MIN = 10
+
+
+def per_image_runtime(step):
+    """A resource function: the step's time limit in minutes from its image's megapixels,
+    doubled on each retry."""
+    from nanomorph.resources import (
+        PER_IMAGE_SECONDS_PER_MEGAPIXEL,
+        PER_IMAGE_STARTUP_MIN,
+        time_limit_minutes,
+    )
+
+    seconds_per_megapixel = PER_IMAGE_SECONDS_PER_MEGAPIXEL[step]
+
+    def runtime(wildcards, attempt):
+        import tifffile
+
+        # The step's own input, or (measure) there until overlay has used it.
+        path = Path(image_dir(wildcards.sample, wildcards.image)) / "image.tif"
+        if not path.is_file():
+            return PER_IMAGE_RUNTIME_UNKNOWN_MIN * attempt
+        with tifffile.TiffFile(path) as tif:
+            height, width = tif.series[0].shape[-2:]
+        return time_limit_minutes(
+            height * width / 1e6, seconds_per_megapixel, PER_IMAGE_STARTUP_MIN, attempt
+        )
+
+    return runtime
 
 
 # ---------------------------------------------------------------- input functions

@@ -16,7 +16,7 @@ rule measure:
         "../../envs/analysis.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_image_runtime("measure"),
     script:
         "../scripts/measure.py"
 
@@ -41,6 +41,6 @@ rule overlay:
         "../../envs/analysis.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_image_runtime("overlay"),
     script:
         "../scripts/overlay.py"

@@ -18,6 +18,6 @@ rule postprocess:
         "../../envs/analysis.yaml"
     resources:
         mem_mb=4000,
-        runtime=20,
+        runtime=per_image_runtime("postprocess"),
     script:
         "../scripts/postprocess.py"

@@ -1,0 +1,33 @@
+"""Time limits for the workflow's jobs, from the megapixels each job works on.
+
+A cluster kills a job at its time limit (Snakemake's ``runtime`` resource, SLURM's ``--time``), and
+in a group job the members' limits add up: a fixed limit either kills samples of large images or
+asks for more hours than many partitions allow. So each job's limit is the time it takes to
+start plus its megapixels at a rate measured with a margin, doubled on each retry.
+"""
+
+from __future__ import annotations
+
+import math
+
+# Starting Python and torch and loading the model on a busy node.
+SEGMENT_STARTUP_MIN = 5
+# Starting Python with numpy, scikit-image and pandas for one image.
+PER_IMAGE_STARTUP_MIN = 2
+# Ten times the slowest rate measured on crowded 1-16 megapixel masks
+# (benchmarks/bench_per_image_steps.py; README, Benchmarks).
+PER_IMAGE_SECONDS_PER_MEGAPIXEL = {"postprocess": 20.0, "measure": 5.0, "overlay": 5.0}
+
+
+def time_limit_minutes(
+    megapixels: float, seconds_per_megapixel: float, startup_minutes: float, attempt: int = 1
+) -> int:
+    """Whole minutes for a job: start-up plus its megapixels at the rate, doubled per retry."""
+    if not megapixels >= 0:
+        raise ValueError(f"megapixels must be 0 or more, got {megapixels}")
+    if not seconds_per_megapixel > 0:
+        raise ValueError(f"seconds per megapixel must be positive, got {seconds_per_megapixel}")
+    if attempt < 1:
+        raise ValueError(f"attempt counts from 1, got {attempt}")
+    minutes = startup_minutes + megapixels * seconds_per_megapixel / 60
+    return math.ceil(minutes) * 2 ** (attempt - 1)

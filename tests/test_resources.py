@@ -1,0 +1,49 @@
+"""Job time limits from megapixels (nanomorph.resources)."""
+
+from __future__ import annotations
+
+import pytest
+
+from nanomorph.resources import (
+    PER_IMAGE_SECONDS_PER_MEGAPIXEL,
+    PER_IMAGE_STARTUP_MIN,
+    time_limit_minutes,
+)
+
+
+def test_a_4096_image_postprocess_limit_is_start_up_plus_its_megapixels_at_the_rate():
+    # 16.78 megapixels at 20 s each is 335.5 s = 5.59 min; with 2 min to start, 8 whole minutes.
+    assert time_limit_minutes(4096 * 4096 / 1e6, 20.0, 2) == 8
+
+
+@pytest.mark.parametrize(("attempt", "minutes"), [(1, 8), (2, 16), (3, 32)])
+def test_each_retry_doubles_the_limit(attempt, minutes):
+    assert time_limit_minutes(4096 * 4096 / 1e6, 20.0, 2, attempt) == minutes
+
+
+def test_no_pixels_leaves_the_start_up_and_a_partial_minute_rounds_up():
+    assert time_limit_minutes(0.0, 4.0, 5) == 5
+    assert time_limit_minutes(0.01, 4.0, 5) == 6
+
+
+def test_per_image_limits_stay_far_below_an_hour_for_a_4096_image():
+    # A group job of 20 such images adds the members' limits: a few hours, not a day.
+    total = sum(
+        time_limit_minutes(4096 * 4096 / 1e6, rate, PER_IMAGE_STARTUP_MIN)
+        for rate in PER_IMAGE_SECONDS_PER_MEGAPIXEL.values()
+    )
+    assert total == 8 + 4 + 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((-1.0, 4.0, 5), "megapixels"),
+        ((float("nan"), 4.0, 5), "megapixels"),
+        ((1.0, 0.0, 5), "seconds per megapixel"),
+        ((1.0, 4.0, 5, 0), "attempt"),
+    ],
+)
+def test_bad_arguments_are_rejected_by_name(args, message):
+    with pytest.raises(ValueError, match=message):
+        time_limit_minutes(*args)
