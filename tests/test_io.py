@@ -471,3 +471,174 @@ def test_metadata_of_every_format_is_json(tmp_path: Path):
     tifffile.imwrite(fei_path, _test_image(), extratags=[(34682, "s", 0, fei, True)])
     for micrograph in read_micrographs(path) + read_micrographs(fei_path):
         json.dumps(micrograph.metadata())
+
+
+# ------------------------------------------------------------------ one frame of a long series
+def _write_ser(path: Path, frames: np.ndarray, pixel_m: float, times_s: list[int]) -> Path:
+    """A TIA .ser series of 2-D float32 elements with time tags, as ncempy reads them."""
+    n, height, width = frames.shape
+    header = np.array([0x4949, 0x0197, 0x0210], "<i2").tobytes()
+    header += np.array([0x4122, 0x4152, n, n], "<i4").tobytes()
+    dimension = np.array([n], "<i4").tobytes() + np.array([0.0, 1.0], "<f8").tobytes()
+    dimension += np.array([0, 4], "<i4").tobytes() + b"Time" + np.array([1], "<i4").tobytes() + b"s"
+    start = len(header) + 4 + 4 + len(dimension)
+    elements, data_offsets, tag_offsets = b"", [], []
+    for frame in frames:
+        data_offsets.append(start + len(elements))
+        element = np.array([0.0, pixel_m], "<f8").tobytes() + np.array([0], "<i4").tobytes()
+        element += np.array([0.0, pixel_m], "<f8").tobytes() + np.array([0], "<i4").tobytes()
+        element += np.array([7], "<i2").tobytes() + np.array([width, height], "<i4").tobytes()
+        # ncempy flips the rows it reads (TIA stores the bottom row first).
+        elements += element + np.flipud(frame).astype("<f4").tobytes()
+    for time_s in times_s:
+        tag_offsets.append(start + len(elements))
+        elements += np.array([0x4152, time_s], "<i4").tobytes()
+    offset_array = start + len(elements)
+    path.write_bytes(
+        header
+        + np.array([offset_array, 1], "<i4").tobytes()
+        + dimension
+        + elements
+        + np.array(data_offsets + tag_offsets, "<i4").tobytes()
+    )
+    return path
+
+
+def _write_velox(path: Path, stack_yxn: np.ndarray, pixel_m: float = 1.5e-9) -> Path:
+    import h5py
+
+    meta = _velox_metadata(pixel_m)
+    with h5py.File(path, "w") as h5:
+        group = h5.create_group("Data/Image/6a0f")
+        group["Data"] = stack_yxn
+        group["Metadata"] = np.stack([meta] * stack_yxn.shape[-1], axis=1)
+    return path
+
+
+def test_ser_series_gives_calibrated_frames_with_their_times(tmp_path: Path):
+    frames = _test_image(shape=(3, 20, 30)).astype(np.float32)
+    path = _write_ser(tmp_path / "series.ser", frames, 0.25e-9, [100, 102, 105])
+    micrographs = read_micrographs(path)
+    assert [m.frame for m in micrographs] == [0, 1, 2]
+    assert [m.time_s for m in micrographs] == [0.0, 2.0, 5.0]
+    assert micrographs[2].pixel_size_nm == pytest.approx(0.25)
+    assert micrographs[2].calibration_source == "ser calibration"
+    for micrograph, frame in zip(micrographs, frames, strict=True):
+        np.testing.assert_array_equal(micrograph.image, frame)
+
+
+def _stack_files(tmp_path: Path) -> dict[str, Path]:
+    stack = _test_image(shape=(4, 20, 30))
+    imagej = tmp_path / "imagej.tif"
+    tifffile.imwrite(
+        imagej,
+        stack,
+        imagej=True,
+        photometric="minisblack",
+        metadata={"axes": "TYX", "finterval": 2.0},
+    )
+    hyperstack = tmp_path / "hyper.tif"
+    tifffile.imwrite(
+        hyperstack,
+        stack.reshape(2, 2, 20, 30),
+        imagej=True,
+        photometric="minisblack",
+        metadata={"axes": "TZYX"},
+    )
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, stack, photometric="minisblack")
+    return {
+        "imagej.tif": imagej,
+        "hyper.tif": hyperstack,
+        "plain.tif": plain,
+        "velox.emd": _write_velox(tmp_path / "velox.emd", np.moveaxis(stack, 0, -1)),
+        "series.ser": _write_ser(
+            tmp_path / "series.ser", stack.astype(np.float32), 2e-10, [0, 1, 2, 3]
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "name", ["imagej.tif", "hyper.tif", "plain.tif", "velox.emd", "series.ser"]
+)
+def test_read_frame_reads_that_frame_alone_and_gives_what_the_whole_file_gives(tmp_path, name):
+    from nanomorph.io import emd, ser, tiff
+
+    path = _stack_files(tmp_path)[name]
+    reader = {
+        ".tif": tiff.read_tiff_blocks,
+        ".emd": emd.read_emd_blocks,
+        ".ser": ser.read_ser_blocks,
+    }
+    [block] = reader[path.suffix](path)
+    # A series' frame k is read from disk alone, not with the others.
+    assert block.load_frame is not None
+    np.testing.assert_array_equal(block.load_frame(3), np.asarray(block.load())[3])
+    every = read_micrographs(path, pixel_size_nm=0.5)
+    assert len(every) == nio.count_frames(path) == 4
+    for k, expected in enumerate(every):
+        got = nio.read_frame(path, k, pixel_size_nm=0.5)
+        np.testing.assert_array_equal(got.image, expected.image)
+        assert (got.name, got.frame, got.n_frames, got.time_s) == (
+            expected.name,
+            expected.frame,
+            expected.n_frames,
+            expected.time_s,
+        )
+
+
+def test_read_frame_of_a_dm_stack_is_its_frame(shared_data: Path):
+    path = shared_data / "dm/ncempy/dmTest_3D_int16_64,65,66.dm4"
+    frame = nio.read_frame(path, 65, pixel_size_nm=0.5)
+    assert (frame.name, frame.frame, frame.n_frames) == (
+        "dmTest_3D_int16_64,65,66/frame_0065",
+        65,
+        66,
+    )
+    np.testing.assert_array_equal(frame.image[40], np.arange(64, dtype=np.float32))
+
+
+def test_read_frame_converts_no_other_frame(tmp_path: Path):
+    from nanomorph.io._core import Axis, ImageBlock, micrographs_from_blocks
+
+    def load():
+        raise AssertionError("the whole stack was loaded")
+
+    block = ImageBlock(
+        label="0",
+        shape=(1000, 8, 8),
+        dtype=np.dtype(np.float32),
+        load=load,
+        load_frame=lambda k: np.full((8, 8), float(k), np.float32) + np.eye(8, dtype=np.float32),
+        y=Axis(0.1, "nm", "y"),
+        x=Axis(0.1, "nm", "x"),
+        calibration_source="test",
+    )
+    [frame] = micrographs_from_blocks(tmp_path / "s.dm4", [block], None, True, only_frame=999)
+    assert (frame.frame, frame.n_frames, frame.image[0, 1]) == (999, 1000, 999.0)
+    assert (
+        list(micrographs_from_blocks(tmp_path / "s.dm4", [block], None, True, only_frame=1000))
+        == []
+    )
+
+
+def test_read_frame_past_the_end_or_negative_names_the_file(tmp_path: Path):
+    path = _stack_files(tmp_path)["imagej.tif"]
+    with pytest.raises(MicrographError, match=r"imagej\.tif: has no frame 4 \(it has 4, from 0\)"):
+        nio.read_frame(path, 4, pixel_size_nm=0.5)
+    with pytest.raises(MicrographError, match=r"imagej\.tif: frame -1 is negative"):
+        nio.read_frame(path, -1, pixel_size_nm=0.5)
+    [single] = read_micrographs(nio.write_calibrated_tiff(tmp_path / "one.tif", _test_image(), 0.2))
+    assert nio.read_frame(tmp_path / "one.tif", 0).frame is None
+
+
+def test_counting_frames_converts_none_so_a_bad_frame_is_refused_when_it_is_read(tmp_path: Path):
+    stack = _test_image(shape=(20, 30, 3))
+    stack[:, :, 1] = 7  # a blank frame: no image
+    path = _write_velox(tmp_path / "blank.emd", stack)
+    assert nio.count_frames(path) == 3
+    assert nio.read_frame(path, 2).frame == 2
+    with pytest.raises(
+        MicrographError, match=r"blank\.emd: frame 1: all pixels have the same value"
+    ):
+        nio.read_frame(path, 1)

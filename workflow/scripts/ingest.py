@@ -1,10 +1,9 @@
 """Read one micrograph (or one frame of a stack), check its calibration, store it as TIFF + JSON."""
 
-import itertools
 import logging
 import sys
 
-from nanomorph.io import iter_micrographs
+from nanomorph.io import read_frame
 from nanomorph.outputs import write_image_tif, write_json
 from nanomorph.pipeline import require_calibration
 
@@ -16,10 +15,8 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 source = smk.input[0]
 frame = smk.params.frame
 wanted = 0 if frame is None else int(frame)
-frames = iter_micrographs(source, pixel_size_nm=smk.params.pixel_size_nm)
-micrograph = next(itertools.islice(frames, wanted, None), None)
-if micrograph is None:
-    raise ValueError(f"{source}: has no frame {wanted}")
+# Frame k of a series alone: each frame's job reads and converts one frame, not the k before it.
+micrograph = read_frame(source, wanted, pixel_size_nm=smk.params.pixel_size_nm)
 
 pixel_size_nm = require_calibration(micrograph)
 logging.info(

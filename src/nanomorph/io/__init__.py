@@ -29,7 +29,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from . import dm, emd, hspy, raster, ser, tiff
-from ._core import ImageBlock, Refusal, micrographs_from_blocks, resample_to_square_pixels
+from ._core import (
+    ImageBlock,
+    Refusal,
+    count_block_frames,
+    micrographs_from_blocks,
+    resample_to_square_pixels,
+)
 from .discover import count_frames, find_micrographs, image_sources
 from .micrograph import Micrograph, MicrographError
 from .units import classify_unit, length_unit_to_nm
@@ -45,6 +51,7 @@ __all__ = [
     "image_sources",
     "iter_micrographs",
     "length_unit_to_nm",
+    "read_frame",
     "read_micrographs",
     "resample_to_square_pixels",
     "write_calibrated_tiff",
@@ -154,6 +161,70 @@ def iter_micrographs(
     >>> for micrograph in iter_micrographs("stack.dm4"):  # doctest: +SKIP
     ...     print(micrograph.name, micrograph.pixel_size_nm)
     """
+    return _micrographs(path, pixel_size_nm, require_calibration, None)
+
+
+def read_frame(
+    path: str | Path,
+    frame: int,
+    pixel_size_nm: float | None = None,
+    *,
+    require_calibration: bool = True,
+) -> Micrograph:
+    """Read one frame of a micrograph file without converting the others.
+
+    The same Micrograph as the ``frame``-th (from 0) that :func:`iter_micrographs` yields,
+    after the same checks of the whole file; where the format allows it (TIFF pages, SER
+    elements, Velox EMD, DigitalMicrograph) only that frame's pixels are read from disk, so
+    each frame of a long in-situ series costs one frame's time and memory.
+
+    Parameters
+    ----------
+    path
+        A micrograph file with one of :data:`SUPPORTED_SUFFIXES`.
+    frame
+        Index of the frame over the whole file, from 0; 0 for a single image.
+    pixel_size_nm, require_calibration
+        As for :func:`iter_micrographs`.
+
+    Raises
+    ------
+    MicrographError
+        As :func:`iter_micrographs`, and when the file has no such frame.
+    """
+    index = int(frame)
+    if index < 0:
+        raise MicrographError(Path(path), f"frame {frame} is negative; frames count from 0")
+    found = next(_micrographs(path, pixel_size_nm, require_calibration, index), None)
+    if found is None:
+        n_frames = count_frames(path)
+        raise MicrographError(Path(path), f"has no frame {index} (it has {n_frames}, from 0)")
+    return found
+
+
+def count_frames_from_header(path: str | Path) -> int:
+    """Frames :func:`iter_micrographs` would yield, counted without converting any (any
+    format; :func:`count_frames` is the public entry and reads TIFF headers itself)."""
+    checked_path, format_name, reader = _check_arguments(path, None)
+    try:
+        return count_block_frames(checked_path, reader(checked_path))
+    except MicrographError:
+        raise
+    except MemoryError as exc:
+        raise MicrographError(checked_path, "is too large to load into memory") from exc
+    except Exception as exc:  # noqa: BLE001 - the public contract is one clear error type
+        raise MicrographError(
+            checked_path,
+            f"cannot be read as a {format_name} file ({type(exc).__name__}: {exc})",
+        ) from exc
+
+
+def _micrographs(
+    path: str | Path,
+    pixel_size_nm: float | None,
+    require_calibration: bool,
+    only_frame: int | None,
+) -> Iterator[Micrograph]:
     checked_path, format_name, reader = _check_arguments(path, pixel_size_nm)
     try:
         entries = reader(checked_path)
@@ -162,6 +233,7 @@ def iter_micrographs(
             entries,
             None if pixel_size_nm is None else float(pixel_size_nm),
             require_calibration,
+            only_frame,
         )
         # Run the checks of every dataset now rather than at the first next().
         first = next(frames, None)

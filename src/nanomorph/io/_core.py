@@ -50,6 +50,9 @@ class ImageBlock:
     ``shape`` is the data shape with frames first: ``(y, x)``, ``(n, y, x)``, or more leading
     axes (refused), plus a trailing channel axis when ``colour`` is true. ``load`` returns the
     array with that shape; it is called once, lazily, when the first frame is needed.
+    ``load_frame``, where a reader can read one frame without the rest (TIFF pages, SER
+    elements, HDF5 slices, memory maps), returns frame ``i`` alone (``shape`` without its first
+    axis), so that reading frame k of a long series costs one frame, not the stack.
     """
 
     label: str
@@ -65,6 +68,7 @@ class ImageBlock:
     uncalibrated_reason: str = "no pixel calibration in the file"
     extra_raw: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    load_frame: Callable[[int], np.ndarray] | None = None
 
 
 @dataclass
@@ -268,17 +272,21 @@ def _to_grey(frame: np.ndarray, path: Path, where: str) -> tuple[np.ndarray, lis
     return grey, notes
 
 
+def _is_stacked(plan: _Plan) -> bool:
+    """Whether the block's array has a frame axis first (a stack, possibly of one frame)."""
+    return plan.n_frames > 1 or len(plan.block.shape) - int(plan.block.colour) == 3
+
+
 def _frame_micrograph(
     plan: _Plan,
-    array: np.ndarray,
+    frame: np.ndarray,
     index_in_block: int,
     global_frame: int | None,
     n_total: int,
     path: Path,
 ) -> Micrograph:
     block = plan.block
-    stacked = plan.n_frames > 1 or len(array.shape) - int(block.colour) == 3
-    frame = np.asarray(array[index_in_block] if stacked else array)
+    frame = np.asarray(frame)
     where = "" if global_frame is None else f"frame {global_frame}: "
     notes = list(plan.notes)
     if block.colour:
@@ -336,23 +344,13 @@ def _frame_micrograph(
     )
 
 
-def micrographs_from_blocks(
+def _plans(
     path: Path,
     entries: Sequence[ImageBlock | Refusal],
     pixel_size_nm: float | None,
     require_calibration: bool,
-) -> Iterator[Micrograph]:
-    """Check every block, then yield one Micrograph per frame, loading each block lazily.
-
-    All blocks are checked before the first frame is yielded, so a file that cannot be
-    analysed fails before any output is written for it.
-
-    Raises
-    ------
-    MicrographError
-        When no block is a micrograph (the message gives the first reason), when calibration is
-        required and missing, or when a frame is NaN/constant.
-    """
+) -> tuple[list[_Plan], list[str]]:
+    """The plan of every block that is a micrograph, and a note for each dataset skipped."""
     plans: list[_Plan] = []
     refusals: list[Refusal] = [e for e in entries if isinstance(e, Refusal)]
     for entry in entries:
@@ -367,20 +365,67 @@ def micrographs_from_blocks(
         first = refusals[0].reason
         more = f" ({len(refusals) - 1} more dataset(s) refused too)" if len(refusals) > 1 else ""
         raise MicrographError(path, f"is not a micrograph: {first}{more}")
-    skipped = [f"skipped dataset {r.label!r}: {r.reason}" for r in refusals]
+    return plans, [f"skipped dataset {r.label!r}: {r.reason}" for r in refusals]
 
+
+def count_block_frames(path: Path, entries: Sequence[ImageBlock | Refusal]) -> int:
+    """How many frames :func:`micrographs_from_blocks` yields for these blocks, from their
+    shapes and units alone: no pixel is converted (calibration is not needed to count)."""
+    plans, _ = _plans(path, entries, 1.0, False)
+    return sum(plan.n_frames for plan in plans)
+
+
+def micrographs_from_blocks(
+    path: Path,
+    entries: Sequence[ImageBlock | Refusal],
+    pixel_size_nm: float | None,
+    require_calibration: bool,
+    only_frame: int | None = None,
+) -> Iterator[Micrograph]:
+    """Check every block, then yield one Micrograph per frame, loading each block lazily.
+
+    All blocks are checked before the first frame is yielded, so a file that cannot be
+    analysed fails before any output is written for it. With ``only_frame`` (counted over the
+    whole file from 0) only that frame is read, with its block's ``load_frame`` where it has
+    one, and converted; it is yielded as it would be among the others (same ``frame`` index,
+    ``n_frames`` and time). An index past the last frame yields nothing.
+
+    Raises
+    ------
+    MicrographError
+        When no block is a micrograph (the message gives the first reason), when calibration is
+        required and missing, or when a frame is NaN/constant.
+    """
+    plans, skipped = _plans(path, entries, pixel_size_nm, require_calibration)
     n_total = sum(p.n_frames for p in plans)
     global_index = 0
     for plan in plans:
-        array = plan.block.load()
-        expected = plan.block.shape
-        if tuple(array.shape) != tuple(expected):
-            raise MicrographError(
-                path, f"dataset {plan.block.label!r} has shape {array.shape}, expected {expected}"
-            )
-        for i in range(plan.n_frames):
+        wanted = range(plan.n_frames)
+        if only_frame is not None:
+            if not global_index <= only_frame < global_index + plan.n_frames:
+                global_index += plan.n_frames
+                continue
+            wanted = range(only_frame - global_index, only_frame - global_index + 1)
+            global_index = only_frame
+        block = plan.block
+        stacked = _is_stacked(plan)
+        by_frame = only_frame is not None and stacked and block.load_frame is not None
+        array = None if by_frame else _checked(block.load(), block.shape, block, path)
+        for i in wanted:
+            if by_frame:
+                frame = _checked(block.load_frame(i), block.shape[1:], block, path)
+            else:
+                frame = array[i] if stacked else array
             frame_id = None if n_total == 1 else global_index
-            micrograph = _frame_micrograph(plan, array, i, frame_id, n_total, path)
+            micrograph = _frame_micrograph(plan, frame, i, frame_id, n_total, path)
             micrograph.notes[:0] = skipped
             global_index += 1
             yield micrograph
+
+
+def _checked(array: np.ndarray, expected: tuple[int, ...], block: ImageBlock, path: Path):
+    if tuple(array.shape) != tuple(expected):
+        raise MicrographError(
+            path, f"dataset {block.label!r} has shape {array.shape}, expected {expected}"
+        )
+    return array

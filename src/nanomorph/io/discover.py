@@ -66,8 +66,9 @@ def find_micrographs(path: str | Path) -> list[Path]:
 def count_frames(path: str | Path) -> int:
     """Number of 2-D images in a micrograph file: 1 for a single image, N for an N-frame stack.
 
-    TIFF files are counted from their header alone; other formats are read once, frame by
-    frame, with a placeholder calibration (the count does not depend on it).
+    TIFF files are counted from their header alone; other formats from the shapes and units of
+    their datasets, without converting any frame (some format libraries read the raw pixels
+    to get there).
 
     Parameters
     ----------
@@ -101,9 +102,9 @@ def count_frames(path: str | Path) -> int:
             raise MicrographError(
                 path, f"cannot be read as a TIFF file ({type(exc).__name__}: {exc})"
             ) from exc
-    from . import iter_micrographs
+    from . import count_frames_from_header
 
-    return sum(1 for _ in iter_micrographs(path, pixel_size_nm=1.0))
+    return count_frames_from_header(path)
 
 
 def image_sources(files: Iterable[str | Path]) -> dict[str, tuple[Path, int | None]]:

@@ -55,6 +55,31 @@ def _berkeley(path: Path) -> list[ImageBlock | Refusal]:
     return entries
 
 
+def _velox_loader(path: Path, dataset_name: str, stored: tuple[int, ...]):
+    def load() -> np.ndarray:
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            data = np.asarray(h5[dataset_name][()])
+        if len(stored) == 3:
+            data = np.moveaxis(data, -1, 0)
+            if data.shape[0] == 1:
+                data = data[0]
+        return data
+
+    return load
+
+
+def _velox_frame_loader(path: Path, dataset_name: str):
+    def load_frame(k: int) -> np.ndarray:
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            return np.asarray(h5[dataset_name][:, :, k])
+
+    return load_frame
+
+
 def _velox(path: Path) -> list[ImageBlock | Refusal]:
     from ncempy.io import emdVelox
 
@@ -67,19 +92,23 @@ def _velox(path: Path) -> list[ImageBlock | Refusal]:
             # ncempy gives (x, y) in nm when the file says m
             size_x, size_y = (float(v) for v in meta["pixelSize"])
             unit_x, unit_y = (str(u) for u in meta["pixelUnit"])
-            # Velox stores images as (rows, columns, frames).
-            data = np.asarray(group["Data"][()])
-            if data.ndim == 3:
-                data = np.moveaxis(data, -1, 0)
-                if data.shape[0] == 1:
-                    data = data[0]
+            # Velox stores images as (rows, columns, frames); the pixels are read only when a
+            # frame is needed, one frame at a time where only one is.
+            dataset = group["Data"]
+            stored = tuple(int(n) for n in dataset.shape)
+            shape = stored
+            if len(stored) == 3:
+                shape = (stored[2], *stored[:2]) if stored[2] > 1 else stored[:2]
             entries.append(
-                block_from_array(
-                    data,
-                    label,
-                    Axis(size_y, unit_y, "y"),
-                    Axis(size_x, unit_x, "x"),
-                    "velox emd metadata",
+                ImageBlock(
+                    label=label,
+                    shape=shape,
+                    dtype=np.dtype(dataset.dtype),
+                    load=_velox_loader(path, dataset.name, stored),
+                    load_frame=_velox_frame_loader(path, dataset.name) if len(shape) == 3 else None,
+                    y=Axis(size_y, unit_y, "y"),
+                    x=Axis(size_x, unit_x, "x"),
+                    calibration_source="velox emd metadata",
                     uncalibrated_reason="the Velox metadata carries no pixel size",
                     extra_raw={
                         "detector": str(meta.get("detectorName", "")),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._core import Axis, ImageBlock, Refusal, block_from_array
+from ._core import Axis, ImageBlock, Refusal
 from .dm import quiet_ncempy
 
 SUFFIXES = (".ser",)
@@ -45,18 +45,18 @@ def read_ser_blocks(path: Path) -> list[ImageBlock | Refusal]:
         n_elements = int(head["ValidNumberElements"])
         if head["DataTypeID"] != _SER_IMAGE or n_elements == 0:
             return [Refusal("0", "it holds no image elements")]
-        frames = []
+        # Only the first element's pixels are read here (for its calibration and shape); the
+        # rest when a frame is needed, one element at a time where only one is.
+        first, meta = ser_file.getDataset(0)
+        first = np.asarray(first)
+        calibration = meta["Calibration"]
         times: list[float] = []
-        calibration = None
         for index in range(n_elements):
-            data, meta = ser_file.getDataset(index)
-            frames.append(np.asarray(data))
-            if calibration is None:
-                calibration = meta["Calibration"]
             try:
                 times.append(float(ser_file._getTag(index)["Time"]))
             except (KeyError, TypeError, ValueError, OSError):
                 times = []
+                break
     # SER lists the calibration of the x (column) axis first.
     x_delta = float(calibration[0]["CalibrationDelta"]) if calibration else None
     y_delta = (
@@ -64,15 +64,28 @@ def read_ser_blocks(path: Path) -> list[ImageBlock | Refusal]:
         if calibration and len(calibration) > 1
         else x_delta
     )
-    array = np.stack(frames) if n_elements > 1 else frames[0]
     frame_times = [t - times[0] for t in times] if len(times) == n_elements > 1 else None
+
+    def load_frame(k: int) -> np.ndarray:
+        with quiet_ncempy(), ser.fileSER(path) as again:
+            return np.asarray(again.getDataset(k)[0])
+
+    def load() -> np.ndarray:
+        if n_elements == 1:
+            return first
+        with quiet_ncempy(), ser.fileSER(path) as again:
+            return np.stack([np.asarray(again.getDataset(k)[0]) for k in range(n_elements)])
+
     return [
-        block_from_array(
-            array,
-            "0",
-            Axis(y_delta, "m", "y"),
-            Axis(x_delta, "m", "x"),
-            CALIBRATION_SOURCE,
+        ImageBlock(
+            label="0",
+            shape=(n_elements, *first.shape) if n_elements > 1 else tuple(first.shape),
+            dtype=first.dtype,
+            load=load,
+            load_frame=load_frame if n_elements > 1 else None,
+            y=Axis(y_delta, "m", "y"),
+            x=Axis(x_delta, "m", "x"),
+            calibration_source=CALIBRATION_SOURCE,
             frame_times_s=frame_times,
         )
     ]

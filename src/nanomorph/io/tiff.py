@@ -189,6 +189,16 @@ def read_tiff_blocks(path: Path) -> list[ImageBlock | Refusal]:
                 def load(i=index, s=out_shape) -> np.ndarray:
                     return np.asarray(tifffile.imread(path, series=i)).reshape(s)
 
+            # One page per frame (ImageJ and plain multi-page stacks): frame k is page k of
+            # the series, in the order the leading axes are flattened.
+            load_frame = None
+            frame_shape = out_shape[1:]
+            page_shape = tuple(int(n) for n in page.shape)
+            if lead and len(series.pages) == n_frames and page_shape == frame_shape:
+
+                def load_frame(k: int, i=index) -> np.ndarray:
+                    return np.asarray(tifffile.imread(path, series=i, key=k))
+
             times = None
             frame_axis = None
             if lead == "T" and isinstance(imagej.get("finterval"), (int, float)):
@@ -211,6 +221,7 @@ def read_tiff_blocks(path: Path) -> list[ImageBlock | Refusal]:
                     uncalibrated_reason="the TIFF file carries no pixel calibration",
                     extra_raw=raw,
                     notes=notes,
+                    load_frame=load_frame,
                 )
             )
     return entries

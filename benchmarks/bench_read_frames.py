@@ -1,0 +1,135 @@
+"""Time reading the last frame of a long series, the way each of the workflow's ingest jobs does.
+
+The workflow runs one ingest job per frame. Reading frame k by iterating over the file converts
+the k frames before it (and loads the whole stack), so a series of N frames costs N^2 / 2 frame
+conversions in all; ``nanomorph.io.read_frame`` reads and converts frame k alone where the
+format allows (TIFF pages, Velox EMD, SER; DigitalMicrograph loads the stack but converts one).
+
+Writes an N-frame series of 1024^2 uint16 frames as an ImageJ TIFF and a Velox EMD (the formats
+the project can write stacks in) to a temporary folder and times,
+for the last frame, ``read_frame`` against iterating up to it, with the peak of traced Python
+memory (numpy arrays included). Prints a table and writes JSON (``--out``, default
+benchmarks/results/read_frames.json). Run: ``python benchmarks/bench_read_frames.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from nanomorph.io import iter_micrographs, read_frame
+
+PIXEL_SIZE_NM = 0.2
+
+
+def write_series(folder: Path, n_frames: int, size: int) -> dict[str, Path]:
+    import h5py
+
+    rng = np.random.default_rng(0)
+    stack = rng.integers(0, 4000, size=(n_frames, size, size), dtype=np.uint16)
+    tif = folder / "series.tif"
+    tifffile.imwrite(
+        tif,
+        stack,
+        imagej=True,
+        photometric="minisblack",
+        resolution=(1 / PIXEL_SIZE_NM, 1 / PIXEL_SIZE_NM),
+        metadata={"axes": "TYX", "unit": "nm"},
+    )
+    emd = folder / "series.emd"
+    with h5py.File(emd, "w") as h5:
+        group = h5.create_group("Data/Image/0")
+        # Velox stores (rows, columns, frames), chunked by frame as the microscope writes it.
+        group.create_dataset("Data", data=np.moveaxis(stack, 0, -1), chunks=(size, size, 1))
+        meta = {
+            "BinaryResult": {
+                "PixelSize": {
+                    "width": str(PIXEL_SIZE_NM * 1e-9),
+                    "height": str(PIXEL_SIZE_NM * 1e-9),
+                },
+                "PixelUnitX": "m",
+                "PixelUnitY": "m",
+                "Detector": "HAADF",
+            },
+            "Acquisition": {"AcquisitionStartDatetime": {"DateTime": "0"}},
+            "Stage": {},
+            "CustomProperties": {},
+        }
+        text = np.frombuffer(json.dumps(meta).encode().ljust(4096, b"\0"), np.uint8)
+        group["Metadata"] = np.stack([text] * n_frames, axis=1)
+    return {"TIFF (ImageJ)": tif, "Velox EMD": emd}
+
+
+def timed(function) -> tuple[float, float]:
+    tracemalloc.start()
+    start = time.perf_counter()
+    function()
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return seconds, peak / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "read_frames.json"
+    )
+    args = parser.parse_args()
+    last = args.frames - 1
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for fmt, path in write_series(Path(folder), args.frames, args.size).items():
+            read_frame(path, 0)  # format libraries imported before anything is timed
+            alone_s, alone_mb = timed(lambda p=path: read_frame(p, last))
+            iterate_s, iterate_mb = timed(
+                lambda p=path: next(itertools.islice(iter_micrographs(p), last, None))
+            )
+            np.testing.assert_array_equal(
+                read_frame(path, last).image,
+                next(itertools.islice(iter_micrographs(path), last, None)).image,
+            )
+            rows.append(
+                {
+                    "format": fmt,
+                    "file_mb": path.stat().st_size / 2**20,
+                    "read_frame_s": alone_s,
+                    "read_frame_peak_mb": alone_mb,
+                    "iterate_to_frame_s": iterate_s,
+                    "iterate_to_frame_peak_mb": iterate_mb,
+                }
+            )
+    print(f"last of {args.frames} frames of {args.size}² uint16:")
+    print("| format | file | read_frame | peak memory | iterating to it | peak memory |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['format']} | {row['file_mb']:.0f} MB | {row['read_frame_s']:.3f} s "
+            f"| {row['read_frame_peak_mb']:.0f} MB | {row['iterate_to_frame_s']:.2f} s "
+            f"| {row['iterate_to_frame_peak_mb']:.0f} MB |"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "python": platform.python_version(),
+        "machine": platform.processor() or platform.machine(),
+        "frames": args.frames,
+        "size_px": args.size,
+        "rows": rows,
+    }
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
