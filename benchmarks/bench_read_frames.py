@@ -3,13 +3,15 @@
 The workflow runs one ingest job per frame. Reading frame k by iterating over the file converts
 the k frames before it (and loads the whole stack), so a series of N frames costs N^2 / 2 frame
 conversions in all; ``nanomorph.io.read_frame`` reads and converts frame k alone where the
-format allows (TIFF pages, Velox EMD, SER; DigitalMicrograph loads the stack but converts one).
+format allows (TIFF pages, Velox and Berkeley EMD, SER, DigitalMicrograph stacks).
 
 Writes an N-frame series of 1024^2 uint16 frames as an ImageJ TIFF and a Velox EMD (the formats
 the project can write stacks in) to a temporary folder and times,
 for the last frame, ``read_frame`` against iterating up to it, with the peak of traced Python
 memory (numpy arrays included). Prints a table and writes JSON (``--out``, default
-benchmarks/results/read_frames.json). Run: ``python benchmarks/bench_read_frames.py``.
+benchmarks/results/read_frames.json). Also times counting the frames of one 4096^2 file, which
+the workflow does for every file whenever it starts.
+Run: ``python benchmarks/bench_read_frames.py``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from nanomorph.io import iter_micrographs, read_frame
+from nanomorph.io import (
+    count_frames,
+    iter_micrographs,
+    read_frame,
+    write_calibrated_tiff,
+    write_dm,
+)
 
 PIXEL_SIZE_NM = 0.2
 
@@ -110,6 +118,18 @@ def main() -> None:
                     "iterate_to_frame_peak_mb": iterate_mb,
                 }
             )
+        # What the workflow does for every file whenever it starts (and in every cluster job).
+        counts = []
+        image = np.random.default_rng(1).random((4096, 4096)).astype(np.float32)
+        for fmt, path in {
+            "DigitalMicrograph .dm4": write_dm(Path(folder) / "big.dm4", image, PIXEL_SIZE_NM, 4),
+            "TIFF": write_calibrated_tiff(Path(folder) / "big.tif", image, PIXEL_SIZE_NM),
+        }.items():
+            count_frames(path)
+            start = time.perf_counter()
+            for _ in range(10):
+                count_frames(path)
+            counts.append({"format": fmt, "count_frames_ms": (time.perf_counter() - start) * 100})
     print(f"last of {args.frames} frames of {args.size}² uint16:")
     print("| format | file | read_frame | peak memory | iterating to it | peak memory |")
     print("|---|---|---|---|---|---|")
@@ -119,6 +139,9 @@ def main() -> None:
             f"| {row['read_frame_peak_mb']:.0f} MB | {row['iterate_to_frame_s']:.2f} s "
             f"| {row['iterate_to_frame_peak_mb']:.0f} MB |"
         )
+    print("count_frames of one 4096² float32 file (64 MB, in the page cache), mean of 10:")
+    for row in counts:
+        print(f"  {row['format']}: {row['count_frames_ms']:.1f} ms")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "python": platform.python_version(),
@@ -126,6 +149,7 @@ def main() -> None:
         "frames": args.frames,
         "size_px": args.size,
         "rows": rows,
+        "count_frames_4096_float32": counts,
     }
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -547,7 +547,14 @@ def _stack_files(tmp_path: Path) -> dict[str, Path]:
     )
     plain = tmp_path / "plain.tif"
     tifffile.imwrite(plain, stack, photometric="minisblack")
+    from ncempy.io import emd
+
+    berkeley = tmp_path / "berkeley.emd"
+    with emd.fileEMD(berkeley, readonly=False) as handle:
+        dims = emd.defaultDims(stack, pixel_size=(2.0, 0.5, 0.5), pixel_unit=("s", "nm", "nm"))
+        handle.put_emdgroup("series", stack, dims)
     return {
+        "berkeley.emd": berkeley,
         "imagej.tif": imagej,
         "hyper.tif": hyperstack,
         "plain.tif": plain,
@@ -559,7 +566,7 @@ def _stack_files(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize(
-    "name", ["imagej.tif", "hyper.tif", "plain.tif", "velox.emd", "series.ser"]
+    "name", ["imagej.tif", "hyper.tif", "plain.tif", "velox.emd", "berkeley.emd", "series.ser"]
 )
 def test_read_frame_reads_that_frame_alone_and_gives_what_the_whole_file_gives(tmp_path, name):
     from nanomorph.io import emd, ser, tiff
@@ -642,3 +649,40 @@ def test_counting_frames_converts_none_so_a_bad_frame_is_refused_when_it_is_read
         MicrographError, match=r"blank\.emd: frame 1: all pixels have the same value"
     ):
         nio.read_frame(path, 1)
+
+
+def test_dm_datasets_are_described_from_the_header_as_ncempy_reads_them(shared_data: Path):
+    # Opening (and counting) a DM file reads no pixels: the shape, type and calibration come
+    # from its header, and must be what ncempy's getDataset gives with the pixels.
+    from ncempy.io import dm as ncempy_dm
+
+    from nanomorph.io.dm import _header_dataset, quiet_ncempy
+
+    files = sorted((shared_data / "dm").rglob("*.dm[34]"))
+    files.append(shared_data / "particlespy-haadf/JEOL HAADF Image.dm4")
+    described = 0
+    for path in files:
+        with quiet_ncempy(), ncempy_dm.fileDM(path) as dm_file:
+            n_datasets = 1 if dm_file.numObjects == 1 else dm_file.numObjects - 1
+            for index in range(n_datasets):
+                try:
+                    dataset = dm_file.getDataset(index)
+                except OSError:
+                    with pytest.raises(OSError):
+                        _header_dataset(dm_file, index)
+                    continue
+                shape, dtype, sizes, units = _header_dataset(dm_file, index)
+                assert shape == dataset["data"].shape, path
+                assert dtype == dataset["data"].dtype, path
+                assert list(sizes) == list(dataset["pixelSize"]), path
+                assert list(units) == list(dataset["pixelUnit"]), path
+                described += 1
+    assert described >= 15
+
+
+def test_a_dm_stack_frame_is_read_alone(shared_data: Path):
+    from nanomorph.io.dm import read_dm_blocks
+
+    [block] = read_dm_blocks(shared_data / "dm/ncempy/dmTest_3D_int16_64,65,66.dm4")
+    assert block.load_frame is not None
+    np.testing.assert_array_equal(block.load_frame(65), np.asarray(block.load())[65])

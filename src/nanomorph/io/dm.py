@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._core import Axis, ImageBlock, Refusal, block_from_array
+from ._core import Axis, ImageBlock, Refusal
 
 SUFFIXES = (".dm3", ".dm4")
 CALIBRATION_SOURCE = "dm tags"
@@ -49,6 +49,50 @@ def _axes(pixel_size: list, pixel_unit: list, ndim: int) -> tuple[Axis, Axis, Ax
     return y, x, frame_axis
 
 
+def _header_dataset(dm_file, index: int) -> tuple[tuple[int, ...], np.dtype, list, list]:
+    """Shape, dtype, pixel sizes and units of a dataset (thumbnail excluded) from the file's
+    header alone, as ncempy's ``getDataset`` gives them with the pixels (which it copies into
+    memory): so that opening and counting a file does not read its pixels. Raises OSError, as
+    ``getDataset`` does, for data types ncempy cannot decode."""
+    ii = index if dm_file.numObjects == 1 else index + 1
+    first = int(sum(dm_file.dataShape[0:ii]))
+    n_axes = int(dm_file.dataShape[ii])
+    pixel_unit = list(dm_file.scaleUnit[first : first + n_axes])[::-1]
+    pixel_size = list(dm_file.scale[first : first + n_axes])[::-1]
+    dtype = np.dtype(dm_file._DM2NPDataType(dm_file.dataType[ii]))
+    x, y = int(dm_file.xSize[ii]), int(dm_file.ySize[ii])
+    z, z2 = int(dm_file.zSize[ii]), int(dm_file.zSize2[ii])
+    if z == 1:
+        shape: tuple[int, ...] = (y, x)
+        if len(shape) > n_axes:  # a spectrum stored as one row: ncempy squeezes it
+            shape = tuple(n for n in shape if n != 1)
+    elif z2 > 1:
+        shape = (z2, z, y, x)
+    else:
+        shape = (z, y, x)
+    return shape, dtype, pixel_size, pixel_unit
+
+
+def _dataset_loader(path: Path, index: int):
+    def load() -> np.ndarray:
+        from ncempy.io import dm
+
+        with quiet_ncempy(), dm.fileDM(path) as dm_file:
+            return np.asarray(dm_file.getDataset(index)["data"])
+
+    return load
+
+
+def _frame_loader(path: Path, index: int):
+    def load_frame(k: int) -> np.ndarray:
+        from ncempy.io import dm
+
+        with quiet_ncempy(), dm.fileDM(path, on_memory=False) as dm_file:
+            return np.array(dm_file.getMemmap(index)[k])
+
+    return load_frame
+
+
 def read_dm_blocks(path: Path) -> list[ImageBlock | Refusal]:
     """Every dataset of a DM file (the thumbnail excluded) as image blocks or refusals.
 
@@ -79,7 +123,7 @@ def read_dm_blocks(path: Path) -> list[ImageBlock | Refusal]:
             type_code = int(dm_file.dataType[index + offset])
             label = str(index)
             try:
-                dataset = dm_file.getDataset(index)
+                shape, dtype, pixel_size, pixel_unit = _header_dataset(dm_file, index)
             except OSError as exc:
                 if type_code in _DM_COLOUR_TYPES:
                     reason = (
@@ -95,17 +139,17 @@ def read_dm_blocks(path: Path) -> list[ImageBlock | Refusal]:
                     reason = f"its data cannot be decoded ({exc})"
                 entries.append(Refusal(label, reason))
                 continue
-            data = np.asarray(dataset["data"])
-            y, x, frame_axis = _axes(
-                list(dataset.get("pixelSize", [])), list(dataset.get("pixelUnit", [])), data.ndim
-            )
+            y, x, frame_axis = _axes(pixel_size, pixel_unit, len(shape))
             entries.append(
-                block_from_array(
-                    data,
-                    label,
-                    y,
-                    x,
-                    CALIBRATION_SOURCE,
+                ImageBlock(
+                    label=label,
+                    shape=shape,
+                    dtype=dtype,
+                    load=_dataset_loader(path, index),
+                    load_frame=_frame_loader(path, index) if len(shape) == 3 else None,
+                    y=y,
+                    x=x,
+                    calibration_source=CALIBRATION_SOURCE,
                     frame_axis=frame_axis,
                     uncalibrated_reason=(
                         f"no pixel calibration in the file (scale {x.scale}, unit {x.unit!r})"

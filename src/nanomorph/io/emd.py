@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._core import Axis, ImageBlock, Refusal, block_from_array
+from ._core import Axis, ImageBlock, Refusal
 from .dm import quiet_ncempy
 
 SUFFIXES = (".emd",)
@@ -18,6 +18,26 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def _hdf5_loader(path: Path, dataset_name: str):
+    def load() -> np.ndarray:
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            return np.asarray(h5[dataset_name][()])
+
+    return load
+
+
+def _hdf5_frame_loader(path: Path, dataset_name: str):
+    def load_frame(k: int) -> np.ndarray:
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            return np.asarray(h5[dataset_name][k])
+
+    return load_frame
+
+
 def _berkeley(path: Path) -> list[ImageBlock | Refusal]:
     from ncempy.io import emd
 
@@ -25,30 +45,34 @@ def _berkeley(path: Path) -> list[ImageBlock | Refusal]:
     with quiet_ncempy(), emd.fileEMD(path, readonly=True) as emd_file:
         for index, group in enumerate(emd_file.list_emds):
             label = group.name.split("/")[-1] or str(index)
-            found = emd_file.get_emdgroup(group)
-            if found is None:
+            # ncempy's get_emdgroup reads the pixels; the dataset is kept unread instead.
+            try:
+                dataset = group["data"]
+                dims = emd_file.get_emddims(group)
+            except (KeyError, TypeError, ValueError):
                 entries.append(Refusal(label, "its data is not in the EMD layout"))
                 continue
-            data, dims = found
             axes = []
             for vector, name, unit in dims:
                 vector = np.asarray(vector, dtype=float)
                 scale = float(vector[1] - vector[0]) if vector.size > 1 else None
                 axes.append(Axis(scale, _text(unit), _text(name)))
-            data = np.asarray(data)
-            if data.ndim >= 2:
+            shape = tuple(int(n) for n in dataset.shape)
+            if len(shape) >= 2:
                 y, x = axes[-2], axes[-1]
             else:
                 y, x = Axis(None), axes[-1]
-            frame_axis = axes[0] if data.ndim == 3 else None
             entries.append(
-                block_from_array(
-                    data,
-                    label,
-                    y,
-                    x,
-                    "berkeley emd dims",
-                    frame_axis=frame_axis,
+                ImageBlock(
+                    label=label,
+                    shape=shape,
+                    dtype=np.dtype(dataset.dtype),
+                    load=_hdf5_loader(path, dataset.name),
+                    load_frame=_hdf5_frame_loader(path, dataset.name) if len(shape) == 3 else None,
+                    y=y,
+                    x=x,
+                    calibration_source="berkeley emd dims",
+                    frame_axis=axes[0] if len(shape) == 3 else None,
                     uncalibrated_reason="the EMD dims carry no length units",
                 )
             )
