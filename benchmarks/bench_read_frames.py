@@ -3,7 +3,7 @@
 The workflow runs one ingest job per frame. Reading frame k by iterating over the file converts
 the k frames before it (and loads the whole stack), so a series of N frames costs N^2 / 2 frame
 conversions in all; ``nanomorph.io.read_frame`` reads and converts frame k alone where the
-format allows (TIFF pages, Velox and Berkeley EMD, SER, DigitalMicrograph stacks).
+format allows (TIFF pages, EMD, SER, HyperSpy and DigitalMicrograph stacks).
 
 Writes an N-frame series of 1024^2 uint16 frames as an ImageJ TIFF and a Velox EMD (the formats
 the project can write stacks in) to a temporary folder and times,

@@ -553,7 +553,19 @@ def _stack_files(tmp_path: Path) -> dict[str, Path]:
     with emd.fileEMD(berkeley, readonly=False) as handle:
         dims = emd.defaultDims(stack, pixel_size=(2.0, 0.5, 0.5), pixel_unit=("s", "nm", "nm"))
         handle.put_emdgroup("series", stack, dims)
+    import h5py
+
+    hspy = tmp_path / "series.hspy"
+    with h5py.File(hspy, "w") as h5:
+        group = h5.create_group("Experiments/series")
+        group["data"] = stack.reshape(2, 2, 20, 30)  # two navigation axes, flattened to 4 frames
+        for i, (name, units, navigate) in enumerate(
+            [("t", "s", True), ("z", "nm", True), ("y", "nm", False), ("x", "nm", False)]
+        ):
+            axis = group.create_group(f"axis-{i}")
+            axis.attrs.update({"name": name, "units": units, "scale": 0.5, "navigate": navigate})
     return {
+        "series.hspy": hspy,
         "berkeley.emd": berkeley,
         "imagej.tif": imagej,
         "hyper.tif": hyperstack,
@@ -566,16 +578,26 @@ def _stack_files(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize(
-    "name", ["imagej.tif", "hyper.tif", "plain.tif", "velox.emd", "berkeley.emd", "series.ser"]
+    "name",
+    [
+        "imagej.tif",
+        "hyper.tif",
+        "plain.tif",
+        "velox.emd",
+        "berkeley.emd",
+        "series.ser",
+        "series.hspy",
+    ],
 )
 def test_read_frame_reads_that_frame_alone_and_gives_what_the_whole_file_gives(tmp_path, name):
-    from nanomorph.io import emd, ser, tiff
+    from nanomorph.io import emd, hspy, ser, tiff
 
     path = _stack_files(tmp_path)[name]
     reader = {
         ".tif": tiff.read_tiff_blocks,
         ".emd": emd.read_emd_blocks,
         ".ser": ser.read_ser_blocks,
+        ".hspy": hspy.read_hspy_blocks,
     }
     [block] = reader[path.suffix](path)
     # A series' frame k is read from disk alone, not with the others.

@@ -87,6 +87,11 @@ def read_hspy_blocks(path: Path) -> list[ImageBlock | Refusal]:
                 with h5py.File(path, "r") as again:
                     return np.asarray(again["Experiments"][name]["data"][()]).reshape(s)
 
+            def load_frame(k: int, name: str = title, lead: tuple[int, ...] = lead) -> np.ndarray:
+                # Frame k of the flattened leading axes, in the order reshape flattens them.
+                with h5py.File(path, "r") as again:
+                    return np.asarray(again["Experiments"][name]["data"][np.unravel_index(k, lead)])
+
             y, x = (axes[-2], axes[-1]) if len(shape) >= 2 else (Axis(None), axes[-1])
             entries.append(
                 ImageBlock(
@@ -94,6 +99,7 @@ def read_hspy_blocks(path: Path) -> list[ImageBlock | Refusal]:
                     shape=out_shape,
                     dtype=np.dtype(dataset.dtype),
                     load=load,
+                    load_frame=load_frame if lead else None,
                     y=y,
                     x=x,
                     calibration_source=CALIBRATION_SOURCE,
