@@ -69,6 +69,30 @@ def test_count_frames_agrees_with_the_reader(tmp_path):
     assert count_frames(single) == 1 == len(read_micrographs(single))
 
 
+@pytest.mark.parametrize(
+    ("shape", "imagej_axes"),
+    [((3, 20, 30), "CYX"), ((2, 3, 20, 30), "ZCYX"), ((2, 2, 20, 30), None)],
+)
+def test_count_frames_agrees_with_the_reader_on_channels_and_every_leading_axis(
+    tmp_path, shape, imagej_axes
+):
+    # The workflow names one job per counted frame and each job reads its frame: a count from
+    # the ImageJ frames x slices alone, or from a plain TIFF's first axis, left frames out.
+    import tifffile
+
+    path = tmp_path / "stack.tif"
+    data = np.random.default_rng(0).integers(0, 1000, shape).astype(np.uint16)
+    if imagej_axes:
+        tifffile.imwrite(
+            path, data, imagej=True, photometric="minisblack", metadata={"axes": imagej_axes}
+        )
+    else:
+        tifffile.imwrite(path, data, photometric="minisblack")
+    assert (
+        count_frames(path) == len(read_micrographs(path, pixel_size_nm=0.5)) == np.prod(shape[:-2])
+    )
+
+
 def test_count_frames_of_unreadable_tiff_names_the_file(tmp_path):
     broken = tmp_path / "broken.tif"
     broken.write_bytes(b"not a tiff at all")

@@ -176,7 +176,7 @@ def get_segment_runtime(wildcards, input, attempt):
     at its limit, so a fixed one fails whole samples of large or enlarged images)."""
     files = list(input.micrographs)
     if not all(Path(f).is_file() for f in files):
-        return SEGMENT_RUNTIME_UNKNOWN_MIN * attempt
+        return SEGMENT_RUNTIME_UNKNOWN_MIN * 2 ** (attempt - 1)
     from nanomorph.resources import SEGMENT_STARTUP_MIN, time_limit_minutes
 
     return time_limit_minutes(
@@ -208,7 +208,7 @@ def per_image_runtime(step):
         # The step's own input, or (measure) there until overlay has used it.
         path = Path(image_dir(wildcards.sample, wildcards.image)) / "image.tif"
         if not path.is_file():
-            return PER_IMAGE_RUNTIME_UNKNOWN_MIN * attempt
+            return PER_IMAGE_RUNTIME_UNKNOWN_MIN * 2 ** (attempt - 1)
         with tifffile.TiffFile(path) as tif:
             height, width = tif.series[0].shape[-2:]
         return time_limit_minutes(

@@ -25,6 +25,7 @@ the reason, so callers never see a library traceback.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -104,21 +105,28 @@ def _check_arguments(
     return path, name, reader
 
 
+@contextlib.contextmanager
+def _read_errors(path: Path, format_name: str) -> Iterator[None]:
+    """Re-raise anything a format library throws as a MicrographError naming the file."""
+    try:
+        yield
+    except MicrographError:
+        raise
+    except MemoryError as exc:
+        raise MicrographError(path, "is too large to load into memory") from exc
+    except Exception as exc:  # noqa: BLE001 - the public contract is one clear error type
+        raise MicrographError(
+            path, f"cannot be read as a {format_name} file ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 def _guarded(path: Path, format_name: str, frames: Iterator[Micrograph]) -> Iterator[Micrograph]:
     """Re-raise anything a format library throws while frames are produced as MicrographError."""
     while True:
-        try:
-            micrograph = next(frames)
-        except StopIteration:
+        with _read_errors(path, format_name):
+            micrograph = next(frames, None)
+        if micrograph is None:
             return
-        except MicrographError:
-            raise
-        except MemoryError as exc:
-            raise MicrographError(path, "is too large to load into memory") from exc
-        except Exception as exc:  # noqa: BLE001 - the public contract is one clear error type
-            raise MicrographError(
-                path, f"cannot be read as a {format_name} file ({type(exc).__name__}: {exc})"
-            ) from exc
         yield micrograph
 
 
@@ -202,21 +210,12 @@ def read_frame(
     return found
 
 
-def count_frames_from_header(path: str | Path) -> int:
-    """Frames :func:`iter_micrographs` would yield, counted without converting any (any
-    format; :func:`count_frames` is the public entry and reads TIFF headers itself)."""
+def _count_frames(path: str | Path) -> int:
+    """Frames :func:`iter_micrographs` would yield, counted without reading any
+    (:func:`count_frames` is the public entry)."""
     checked_path, format_name, reader = _check_arguments(path, None)
-    try:
+    with _read_errors(checked_path, format_name):
         return count_block_frames(checked_path, reader(checked_path))
-    except MicrographError:
-        raise
-    except MemoryError as exc:
-        raise MicrographError(checked_path, "is too large to load into memory") from exc
-    except Exception as exc:  # noqa: BLE001 - the public contract is one clear error type
-        raise MicrographError(
-            checked_path,
-            f"cannot be read as a {format_name} file ({type(exc).__name__}: {exc})",
-        ) from exc
 
 
 def _micrographs(
@@ -226,7 +225,7 @@ def _micrographs(
     only_frame: int | None,
 ) -> Iterator[Micrograph]:
     checked_path, format_name, reader = _check_arguments(path, pixel_size_nm)
-    try:
+    with _read_errors(checked_path, format_name):
         entries = reader(checked_path)
         frames = micrographs_from_blocks(
             checked_path,
@@ -237,15 +236,6 @@ def _micrographs(
         )
         # Run the checks of every dataset now rather than at the first next().
         first = next(frames, None)
-    except MicrographError:
-        raise
-    except MemoryError as exc:
-        raise MicrographError(checked_path, "is too large to load into memory") from exc
-    except Exception as exc:  # noqa: BLE001 - the public contract is one clear error type
-        raise MicrographError(
-            checked_path,
-            f"cannot be read as a {format_name} file ({type(exc).__name__}: {exc})",
-        ) from exc
 
     def _chain() -> Iterator[Micrograph]:
         if first is not None:

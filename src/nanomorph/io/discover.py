@@ -16,8 +16,6 @@ from .micrograph import MicrographError
 
 __all__ = ["count_frames", "find_micrographs", "image_sources"]
 
-_TIFF_SUFFIXES = (".tif", ".tiff")
-
 
 def find_micrographs(path: str | Path) -> list[Path]:
     """The micrograph files that ``path`` names: a file, a folder or a glob pattern.
@@ -66,9 +64,9 @@ def find_micrographs(path: str | Path) -> list[Path]:
 def count_frames(path: str | Path) -> int:
     """Number of 2-D images in a micrograph file: 1 for a single image, N for an N-frame stack.
 
-    TIFF files are counted from their header alone; other formats from the shapes and units of
-    their datasets, without converting any frame (some format libraries read the raw pixels
-    to get there).
+    Counted from the shapes and units of the file's datasets as its reader describes them,
+    without reading or converting any frame, so the count is what iteration yields (an ImageJ
+    stack's channels and every leading axis of a TIFF series included).
 
     Parameters
     ----------
@@ -85,26 +83,9 @@ def count_frames(path: str | Path) -> int:
     MicrographError
         If the file is missing, unsupported or cannot be read.
     """
-    path = Path(path)
-    if path.suffix.lower() in _TIFF_SUFFIXES:
-        import tifffile
+    from . import _count_frames
 
-        try:
-            with tifffile.TiffFile(path) as tif:
-                if tif.is_imagej and tif.imagej_metadata:
-                    meta = tif.imagej_metadata
-                    return int(meta.get("frames", 1)) * int(meta.get("slices", 1))
-                series = tif.series[0]
-                # A trailing samples axis (RGB) is part of one image, not a frame axis.
-                has_samples = series.axes.endswith("S")
-                return int(series.shape[0]) if series.ndim - has_samples > 2 else 1
-        except Exception as exc:  # noqa: BLE001 - callers get one clear error type
-            raise MicrographError(
-                path, f"cannot be read as a TIFF file ({type(exc).__name__}: {exc})"
-            ) from exc
-    from . import count_frames_from_header
-
-    return count_frames_from_header(path)
+    return _count_frames(path)
 
 
 def image_sources(files: Iterable[str | Path]) -> dict[str, tuple[Path, int | None]]:

@@ -28,12 +28,14 @@ def _hdf5_loader(path: Path, dataset_name: str):
     return load
 
 
-def _hdf5_frame_loader(path: Path, dataset_name: str):
+def _hdf5_frame_loader(path: Path, dataset_name: str, frame_axis: int = 0):
     def load_frame(k: int) -> np.ndarray:
         import h5py
 
         with h5py.File(path, "r") as h5:
-            return np.asarray(h5[dataset_name][k])
+            dataset = h5[dataset_name]
+            where = tuple(k if axis == frame_axis else slice(None) for axis in range(dataset.ndim))
+            return np.asarray(dataset[where])
 
     return load_frame
 
@@ -79,29 +81,19 @@ def _berkeley(path: Path) -> list[ImageBlock | Refusal]:
     return entries
 
 
-def _velox_loader(path: Path, dataset_name: str, stored: tuple[int, ...]):
-    def load() -> np.ndarray:
-        import h5py
+def _velox_loader(path: Path, dataset_name: str):
+    """The whole dataset, frames first (Velox stores rows, columns, frames)."""
+    read = _hdf5_loader(path, dataset_name)
 
-        with h5py.File(path, "r") as h5:
-            data = np.asarray(h5[dataset_name][()])
-        if len(stored) == 3:
+    def load() -> np.ndarray:
+        data = read()
+        if data.ndim == 3:
             data = np.moveaxis(data, -1, 0)
             if data.shape[0] == 1:
                 data = data[0]
         return data
 
     return load
-
-
-def _velox_frame_loader(path: Path, dataset_name: str):
-    def load_frame(k: int) -> np.ndarray:
-        import h5py
-
-        with h5py.File(path, "r") as h5:
-            return np.asarray(h5[dataset_name][:, :, k])
-
-    return load_frame
 
 
 def _velox(path: Path) -> list[ImageBlock | Refusal]:
@@ -128,8 +120,12 @@ def _velox(path: Path) -> list[ImageBlock | Refusal]:
                     label=label,
                     shape=shape,
                     dtype=np.dtype(dataset.dtype),
-                    load=_velox_loader(path, dataset.name, stored),
-                    load_frame=_velox_frame_loader(path, dataset.name) if len(shape) == 3 else None,
+                    load=_velox_loader(path, dataset.name),
+                    load_frame=(
+                        _hdf5_frame_loader(path, dataset.name, frame_axis=2)
+                        if len(shape) == 3
+                        else None
+                    ),
                     y=Axis(size_y, unit_y, "y"),
                     x=Axis(size_x, unit_x, "x"),
                     calibration_source="velox emd metadata",
