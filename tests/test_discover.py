@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nanomorph.io import (
+    FrameCountCache,
     MicrographError,
     count_frames,
     find_micrographs,
@@ -119,3 +120,122 @@ def test_two_files_with_one_stem_are_refused(tmp_path):
     with pytest.raises(MicrographError, match="image name 'a'") as info:
         image_sources(find_micrographs(tmp_path))
     assert str(first) in str(info.value) and str(second) in str(info.value)
+
+
+# ---------------------------------------------------------------- frame count cache
+@pytest.fixture
+def counted(tmp_path, monkeypatch):
+    """A folder of two files, and a record of the files count_frames actually opened."""
+    import nanomorph.io as io
+
+    opened: list[str] = []
+    real = io._count_frames
+
+    def recording(path):
+        opened.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(io, "_count_frames", recording)
+    folder = tmp_path / "sample"
+    write_image(folder / "single.tif")
+    write_image(folder / "stack.tif", n_frames=3)
+    return folder, opened
+
+
+def counted_and_saved(folder: Path, cache_file: Path) -> Path:
+    cache = FrameCountCache(cache_file)
+    image_sources(find_micrographs(folder), cache=cache)
+    cache.save()
+    return cache_file
+
+
+def test_cached_counts_give_the_same_images_without_opening_the_files(counted, tmp_path):
+    folder, opened = counted
+    cache_file = tmp_path / "results" / ".nanomorph" / "frame_counts.json"
+    first = FrameCountCache(cache_file)
+    images = image_sources(find_micrographs(folder), cache=first)
+    first.save()
+    assert images == image_sources(find_micrographs(folder))
+    assert cache_file.is_file()
+    assert list(cache_file.parent.iterdir()) == [cache_file]  # no temporary file left
+    opened.clear()
+
+    second = FrameCountCache(cache_file)
+    assert image_sources(find_micrographs(folder), cache=second) == images
+    assert opened == [] and (second.hits, second.misses) == (2, 0)
+
+
+def test_a_changed_file_is_counted_again(counted, tmp_path):
+    folder, opened = counted
+    cache_file = counted_and_saved(folder, tmp_path / "frame_counts.json")
+    write_image(folder / "single.tif", n_frames=2)  # same name, now a stack
+    opened.clear()
+
+    again = FrameCountCache(cache_file)
+    images = image_sources(find_micrographs(folder), cache=again)
+    assert opened == ["single.tif"]
+    assert "single/frame_0001" in images and "single" not in images
+    again.save()
+    assert FrameCountCache(cache_file).count(folder / "single.tif") == 2
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        '{"rules_version": 0, "files": {}}',
+        '["a list"]',
+        '{"rules_version": 1, "files": {"x": "y"}}',
+    ],
+    ids=["corrupt", "older rules", "not a mapping", "bad entry"],
+)
+def test_an_unusable_cache_file_is_ignored_and_replaced(counted, tmp_path, content):
+    folder, opened = counted
+    cache_file = tmp_path / "frame_counts.json"
+    cache_file.write_text(content)
+    cache = FrameCountCache(cache_file)
+    assert len(image_sources(find_micrographs(folder), cache=cache)) == 4
+    assert sorted(opened) == ["single.tif", "stack.tif"]
+    cache.save()
+    assert FrameCountCache(cache_file).count(folder / "stack.tif") == 3
+
+
+def test_an_unreadable_file_is_refused_and_not_remembered(tmp_path):
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"not a tiff at all")
+    cache = FrameCountCache(tmp_path / "frame_counts.json")
+    for _ in range(2):
+        with pytest.raises(MicrographError, match="broken.tif: cannot be read as a TIFF"):
+            cache.count(broken)
+    with pytest.raises(MicrographError, match="missing.tif"):
+        cache.count(tmp_path / "missing.tif")
+    cache.save()
+    assert not (tmp_path / "frame_counts.json").exists()
+
+
+def test_saving_keeps_what_another_run_saved_and_drops_deleted_files(tmp_path):
+    a = write_image(tmp_path / "a" / "one.tif")
+    b = write_image(tmp_path / "b" / "two.tif", n_frames=2)
+    gone = write_image(tmp_path / "c" / "gone.tif")
+    cache_file = tmp_path / "frame_counts.json"
+    first, second = FrameCountCache(cache_file), FrameCountCache(cache_file)
+    first.count(a)
+    first.count(gone)
+    first.save()
+    gone.unlink()
+    second.count(b)
+    second.save()
+    import json
+
+    saved = json.loads(cache_file.read_text())["files"]
+    assert sorted(Path(key).name for key in saved) == ["one.tif", "two.tif"]
+
+
+def test_a_cache_that_counted_nothing_new_is_not_rewritten(counted, tmp_path):
+    folder, _ = counted
+    cache_file = counted_and_saved(folder, tmp_path / "frame_counts.json")
+    cache_file.write_text(cache_file.read_text() + " ")  # a marker a rewrite would remove
+    again = FrameCountCache(cache_file)
+    image_sources(find_micrographs(folder), cache=again)
+    again.save()
+    assert cache_file.read_text().endswith(" ")

@@ -308,6 +308,16 @@ def test_metadata_matches_cli_layout(finished_run):
     assert series_meta["parameters"]["polarity"] == "auto"
 
 
+def test_frame_counts_are_remembered_for_the_jobs_parses(finished_run):
+    # Every job parses the workflow again; the counts let it skip opening every micrograph.
+    cache = json.loads((finished_run / ".nanomorph" / "frame_counts.json").read_text())
+    counts = {Path(path).name: entry[-1] for path, entry in cache["files"].items()}
+    example = REPO / "resources" / "example"
+    expected = {path.name: 1 for path in (example / "catalyst_a").iterdir()}
+    expected["growth.tif"] = 5
+    assert counts == expected
+
+
 def test_rerun_after_deleting_outputs_gives_identical_tables(finished_run):
     before = read_tables(finished_run)
     for relative in (
@@ -372,6 +382,7 @@ def test_jobs_time_limits_follow_their_images_megapixels(finished_run):
     # What a cluster kills a job at: start-up plus the image's megapixels at each step's rate
     # (the arithmetic is tested in test_resources.py; here, that each job gets its own image's).
     from nanomorph.resources import (
+        INGEST_SECONDS_PER_MEGABYTE,
         PER_IMAGE_SECONDS_PER_MEGAPIXEL,
         PER_IMAGE_STARTUP_MIN,
         SEGMENT_STARTUP_MIN,
@@ -396,6 +407,20 @@ def test_jobs_time_limits_follow_their_images_megapixels(finished_run):
         sample_mp = sum(mp for key, mp in megapixels.items() if key.startswith(sample + "/"))
         expected[sample] = time_limit_minutes(sample_mp, 4.0, SEGMENT_STARTUP_MIN)
     assert scheduled_runtimes(output, "segment") == expected
+    # Reading goes by the file's megabytes per frame (a stack's share), the pixels unknown yet.
+    example = REPO / "resources" / "example"
+    expected = {}
+    for key in megapixels:
+        sample, image = key.split("/", 1)
+        if sample == "growth":
+            source, frames = example / "growth.tif", 5
+        else:
+            source, frames = next((example / sample).glob(image + ".*")), 1
+        megabytes = source.stat().st_size / 1e6 / frames
+        expected[key] = time_limit_minutes(
+            megabytes, INGEST_SECONDS_PER_MEGABYTE, PER_IMAGE_STARTUP_MIN
+        )
+    assert scheduled_runtimes(output, "ingest") == expected
 
 
 @pytest.mark.slow

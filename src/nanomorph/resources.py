@@ -3,7 +3,8 @@
 A cluster kills a job at its time limit (Snakemake's ``runtime`` resource, SLURM's ``--time``), and
 in a group job the members' limits add up: a fixed limit either kills samples of large images or
 asks for more hours than many partitions allow. So each job's limit is the time it takes to
-start plus its megapixels at a rate measured with a margin, doubled on each retry.
+start plus its megapixels (for reading a file: its megabytes per frame) at a rate measured with a
+margin, doubled on each retry.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import math
 SEGMENT_STARTUP_MIN = 5
 # Starting Python with numpy, scikit-image and pandas for one image.
 PER_IMAGE_STARTUP_MIN = 2
-# Ten times the slowest rate measured on crowded 1-16 megapixel masks
-# (benchmarks/bench_per_image_steps.py; README, Benchmarks).
+# Six times or more the slowest rates measured on crowded 1-16 megapixel masks on two CPUs
+# (benchmarks/bench_per_image_steps.py; README, Benchmarks: at most 3.1 / 0.69 / 0.24 s).
 PER_IMAGE_SECONDS_PER_MEGAPIXEL = {"postprocess": 20.0, "measure": 5.0, "overlay": 5.0}
+# Reading a micrograph, before its pixels are known, goes by the megabytes of file per frame:
+# eight times the slowest rate measured (0.062 s/MB, a 4 MB .dm4 read and written as TIFF).
+INGEST_SECONDS_PER_MEGABYTE = 0.5
 
 
 def time_limit_minutes(

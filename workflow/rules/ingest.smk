@@ -14,6 +14,6 @@ rule ingest:
         "../../envs/analysis.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=get_ingest_runtime,
     script:
         "../scripts/ingest.py"

@@ -37,12 +37,13 @@ from ._core import (
     micrographs_from_blocks,
     resample_to_square_pixels,
 )
-from .discover import count_frames, find_micrographs, image_sources
+from .discover import FrameCountCache, count_frames, find_micrographs, image_sources
 from .micrograph import Micrograph, MicrographError
 from .units import classify_unit, length_unit_to_nm
 from .writers import write_calibrated_tiff, write_dm
 
 __all__ = [
+    "FrameCountCache",
     "Micrograph",
     "MicrographError",
     "SUPPORTED_SUFFIXES",

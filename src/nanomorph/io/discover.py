@@ -4,17 +4,27 @@ The workflow expands every stack into its frames when it is parsed, so that the 
 static; the CLI expands folders given on the command line. Both name images as
 :attr:`Micrograph.name <nanomorph.io.Micrograph.name>` does: the file stem, plus
 ``/frame_NNNN`` for the frames of a stack.
+
+Snakemake parses the workflow again in every cluster job, so each job would open every file of
+every sample to count its frames; :class:`FrameCountCache` remembers the counts by file
+identity (size and modification and change times), so those parses only ``stat`` the files.
 """
 
 from __future__ import annotations
 
 import glob
+import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from .micrograph import MicrographError
 
-__all__ = ["count_frames", "find_micrographs", "image_sources"]
+__all__ = ["FrameCountCache", "count_frames", "find_micrographs", "image_sources"]
+
+# Bump when count_frames would count some file differently, so that no cache written by an
+# older version is trusted.
+FRAME_COUNT_RULES_VERSION = 1
 
 
 def find_micrographs(path: str | Path) -> list[Path]:
@@ -88,7 +98,102 @@ def count_frames(path: str | Path) -> int:
     return _count_frames(path)
 
 
-def image_sources(files: Iterable[str | Path]) -> dict[str, tuple[Path, int | None]]:
+def _identity(stat: os.stat_result) -> list[int]:
+    # ctime as well as mtime: a file replaced by a copy that kept the old one's size and
+    # modification time (rsync -a, cp -p) still gets a new change time.
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
+class FrameCountCache:
+    """Frame counts of micrograph files, remembered in a JSON file between runs.
+
+    A count is reused only while the file has the size, modification time and change time it
+    had when it was counted, and only if the cache was written under the present counting rules
+    (``FRAME_COUNT_RULES_VERSION``); anything else is counted again. An unreadable or foreign
+    cache file is ignored, never an error: the cache only saves time.
+
+    Parameters
+    ----------
+    path
+        The JSON file; need not exist yet.
+
+    Examples
+    --------
+    >>> cache = FrameCountCache("results/.nanomorph/frame_counts.json")  # doctest: +SKIP
+    >>> images = image_sources(find_micrographs("run_3"), cache=cache)  # doctest: +SKIP
+    >>> cache.save()  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._entries = self._load()
+        self._used: set[str] = set()
+        self._changed = False
+        self.hits = 0
+        self.misses = 0
+
+    def _load(self) -> dict[str, list[int]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("rules_version") != FRAME_COUNT_RULES_VERSION:
+            return {}
+        files = data.get("files")
+        if not isinstance(files, dict):
+            return {}
+        return {
+            key: value
+            for key, value in files.items()
+            if isinstance(value, list) and len(value) == 4 and all(type(v) is int for v in value)
+        }
+
+    def count(self, path: str | Path) -> int:
+        """:func:`count_frames` of ``path``, from the cache while the file is unchanged."""
+        key = os.path.abspath(path)
+        try:
+            identity = _identity(os.stat(key))
+        except OSError:
+            return count_frames(path)  # raises the reader's error, naming the file
+        self._used.add(key)
+        entry = self._entries.get(key)
+        if entry is not None and entry[:3] == identity:
+            self.hits += 1
+            return entry[3]
+        self.misses += 1
+        n_frames = count_frames(path)
+        self._entries[key] = [*identity, n_frames]
+        self._changed = True
+        return n_frames
+
+    def save(self) -> None:
+        """Write the cache if anything was counted anew, atomically.
+
+        Entries another process saved meanwhile are merged in (several workflow runs may share
+        a results folder), and entries of files that no longer exist are dropped.
+        """
+        if not self._changed:
+            return
+        from ..outputs import atomic_path
+
+        entries = {
+            key: value
+            for key, value in self._load().items()
+            if key not in self._used and os.path.exists(key)
+        }
+        entries.update({key: self._entries[key] for key in self._used if key in self._entries})
+        data = {"rules_version": FRAME_COUNT_RULES_VERSION, "files": entries}
+        try:
+            with atomic_path(self.path) as tmp:
+                tmp.write_text(json.dumps(data, separators=(",", ":")))
+        except OSError:
+            return  # a read-only results folder only costs the next parse its time
+        self._changed = False
+
+
+def image_sources(
+    files: Iterable[str | Path], cache: FrameCountCache | None = None
+) -> dict[str, tuple[Path, int | None]]:
     """Name every image in ``files``: ``{image name: (file, frame index or None)}``.
 
     A single image is named by its file stem, frame ``i`` of a stack ``<stem>/frame_<iiii>``,
@@ -98,6 +203,9 @@ def image_sources(files: Iterable[str | Path]) -> dict[str, tuple[Path, int | No
     ----------
     files
         Micrograph files, in the order their images should keep.
+    cache
+        Where to look up and remember frame counts (:class:`FrameCountCache`); the caller
+        saves it. None counts every file anew.
 
     Returns
     -------
@@ -113,7 +221,7 @@ def image_sources(files: Iterable[str | Path]) -> dict[str, tuple[Path, int | No
     """
     images: dict[str, tuple[Path, int | None]] = {}
     for file in map(Path, files):
-        n_frames = count_frames(file)
+        n_frames = count_frames(file) if cache is None else cache.count(file)
         frames: Iterable[int | None] = [None] if n_frames == 1 else range(n_frames)
         for frame in frames:
             name = file.stem if frame is None else f"{file.stem}/frame_{frame:04d}"
