@@ -8,11 +8,12 @@ means knowing each file's number of frames. This times, for folders of N small c
   the workflow keeps in ``<results>/.nanomorph/frame_counts.json``;
 - parsing the workflow (``snakemake --list-rules``: what every cluster job pays before its work),
   the first time (the cache is written) and again (the cache is read);
-- a dry run (``snakemake -n``: building the whole job graph, once per run).
+- a dry run (``snakemake -n``: building the whole job graph, once per run), with the default
+  ``segment_batch_size`` and with the whole sample in one segmentation job (0).
 
 The files are 64² pixels: what is timed is per file, not per pixel. Prints a table and writes
 JSON (``--out``, default benchmarks/results/workflow_scale.json).
-Run: ``python benchmarks/bench_workflow_scale.py`` (about 3 minutes on 2 cores).
+Run: ``python benchmarks/bench_workflow_scale.py`` (about 4 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def measure(n_files: int, root: Path) -> dict:
     first_parse_s = timed_snakemake("--list-rules", *config)
     cached_parse_s = timed_snakemake("--list-rules", *config)
     dry_run_s = timed_snakemake("-n", "--quiet", *config)
+    dry_run_one_job_s = timed_snakemake("-n", "--quiet", *config, "segment_batch_size=0")
     return {
         "files": n_files,
         "count_frames_s": round(count_s, 3),
@@ -75,6 +77,7 @@ def measure(n_files: int, root: Path) -> dict:
         "parse_first_s": round(first_parse_s, 2),
         "parse_cached_s": round(cached_parse_s, 2),
         "dry_run_s": round(dry_run_s, 1),
+        "dry_run_one_segment_job_s": round(dry_run_one_job_s, 1),
     }
 
 
@@ -92,14 +95,14 @@ def main() -> None:
             rows.append(measure(n_files, Path(folder)))
         print(rows[-1], flush=True)
 
-    header = "files  count anew  count cached  parse first  parse cached  dry run"
+    header = "files  count anew  count cached  parse first  parse cached  dry run  (one job)"
     print(header)
     for row in rows:
         print(
             f"{row['files']:>5}  {row['count_frames_s']:>9.2f}s"
             f"  {row['count_frames_cached_s']:>11.2f}s"
             f"  {row['parse_first_s']:>10.1f}s  {row['parse_cached_s']:>11.1f}s"
-            f"  {row['dry_run_s']:>6.0f}s"
+            f"  {row['dry_run_s']:>6.0f}s  {row['dry_run_one_segment_job_s']:>8.0f}s"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(

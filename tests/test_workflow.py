@@ -125,6 +125,40 @@ def test_dry_run_on_default_config_lists_every_stage(tmp_path):
         assert rule in result.stdout, rule
 
 
+def test_samples_are_segmented_in_batches_each_image_reading_its_own(tmp_path):
+    results = tmp_path / "results"
+    config = ["segmenter=threshold", "segment_batch_size=2", f"results={results}"]
+    output = run_snakemake("-n", "--config", *config).stdout
+    chunks = {}  # (sample, chunk) -> the images its segmentation job reads
+    for block in output.split("rule segment:")[1:]:
+        inputs = re.search(r"input: (.*)", block).group(1).split(", ")
+        sample, chunk = re.search(r"wildcards: sample=(\w+), chunk=(\d+)", block).groups()
+        chunks[sample, int(chunk)] = {
+            Path(f).parent.relative_to(results / sample / "images").as_posix()
+            for f in inputs
+            if f.endswith("image.tif")
+        }
+    # The default sheet: 3 + 2 images and a 5-frame series, in acquisition order.
+    assert chunks == {
+        ("catalyst_a", 0): {"a_001", "a_002"},
+        ("catalyst_a", 1): {"a_003"},
+        ("catalyst_b", 0): {"b_001", "b_002"},
+        ("growth", 0): {"growth/frame_0000", "growth/frame_0001"},
+        ("growth", 1): {"growth/frame_0002", "growth/frame_0003"},
+        ("growth", 2): {"growth/frame_0004"},
+    }
+    n_postprocess = 0
+    for block in output.split("rule postprocess:")[1:]:
+        inputs = re.search(r"input: (.*)", block).group(1).split(", ")
+        chunk_dir = Path(next(f for f in inputs if "/segment/chunk_" in f))
+        image = Path(next(f for f in inputs if f.endswith("image.tif"))).parent
+        sample = chunk_dir.parent.parent.name
+        chunk = int(chunk_dir.name.removeprefix("chunk_"))
+        assert image.relative_to(results / sample / "images").as_posix() in chunks[sample, chunk]
+        n_postprocess += 1
+    assert n_postprocess == 10
+
+
 def test_figures_target_dry_run():
     result = run_snakemake("-n", "figures", "--config", "segmenter=threshold")
     assert "size_distribution_figure" in result.stdout
