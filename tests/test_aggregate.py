@@ -11,6 +11,7 @@ from nanomorph.aggregate import (
     COMBINED_SHEET,
     AggregationError,
     bootstrap_mean_ci,
+    evenly_spaced,
     fit_lognormal,
     merge_tables,
     series_statistics,
@@ -271,3 +272,27 @@ def test_write_xlsx_from_mapping(tmp_path):
     assert len(list(book[COMBINED_SHEET].values)) == 3
     assert len(list(book["img2"].values)) == 1  # header only
     book.close()
+
+
+@pytest.mark.parametrize(
+    ("n_items", "count", "expected"),
+    [
+        (5, 3, [0, 2, 4]),
+        (5, 5, [0, 1, 2, 3, 4]),
+        (3, 20, [0, 1, 2]),
+        (10, 4, [0, 3, 6, 9]),
+        (7, 1, [0]),
+        (7, 0, []),
+        (0, 3, []),
+    ],
+)
+def test_evenly_spaced_keeps_order_ends_and_count(n_items, count, expected):
+    assert evenly_spaced(list(range(n_items)), count) == expected
+
+
+def test_evenly_spaced_never_picks_an_item_twice():
+    for n_items in range(1, 60):
+        for count in range(n_items + 1):
+            chosen = evenly_spaced(list(range(n_items)), count)
+            assert len(chosen) == len(set(chosen)) == count
+            assert chosen == sorted(chosen)

@@ -21,6 +21,7 @@ from nanomorph.plots import (
     overlay_rgb,
     save_histograms,
     save_overlay,
+    save_report_image,
     save_sample_comparison,
     save_segmentation_panel,
     save_series_plots,
@@ -240,3 +241,21 @@ def test_thick_outlines_grow_outward_only():
     thick = _thicken(boundary, 3, inside)
     assert np.array_equal(thick & inside, boundary)  # one pixel on the particle
     assert (thick & ~inside).sum() > boundary.sum()  # the rest outside it
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((3000, 1000), (2048, 683)), ((800, 1200), (800, 1200)), ((1000, 4096), (500, 2048))],
+)
+def test_report_copy_is_a_jpeg_no_larger_than_the_limit(tmp_path, size, expected):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    pixels[:, : size[0] // 2] = (0, 255, 255)  # a cyan half, kept through the resampling
+    source = tmp_path / "overlay.png"
+    Image.fromarray(pixels).save(source)
+    copy = save_report_image(source, tmp_path / "frames" / "frame_0001.jpg")
+    with Image.open(copy) as image:
+        assert image.format == "JPEG" and image.size == expected
+        left = np.asarray(image)[:, : expected[0] // 4].reshape(-1, 3).mean(axis=0)
+    assert left == pytest.approx([0, 255, 255], abs=8)
+    assert [p.name for p in copy.parent.iterdir()] == ["frame_0001.jpg"]  # nothing temporary

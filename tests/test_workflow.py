@@ -352,6 +352,29 @@ def test_frame_counts_are_remembered_for_the_jobs_parses(finished_run):
     assert counts == expected
 
 
+def test_report_shows_overlays_spread_through_each_sample(finished_run):
+    # .test config: 3 overlays per sample, so the 5-frame series shows its first, middle, last.
+    shown = {
+        sample: sorted(
+            p.relative_to(finished_run / sample / "report_overlays").as_posix()
+            for p in (finished_run / sample / "report_overlays").rglob("*.jpg")
+        )
+        for sample in ("catalyst_a", "growth")
+    }
+    assert shown == {
+        "catalyst_a": ["a_001.jpg", "a_002.jpg", "a_003.jpg"],
+        "growth": ["growth/frame_0000.jpg", "growth/frame_0002.jpg", "growth/frame_0004.jpg"],
+    }
+    report = finished_run.parent / "report.html"
+    run_snakemake("--directory", str(finished_run.parent), "--report", str(report))
+    html = report.read_text()
+    for name in ("a_003", "growth/frame_0002"):
+        assert f"<strong>{name}</strong>" in html, name  # the caption, naming the image
+    assert "growth/frame_0001" not in html
+    # Bounded by what it shows, not by how many images were analysed.
+    assert report.stat().st_size < 20e6
+
+
 def test_rerun_after_deleting_outputs_gives_identical_tables(finished_run):
     before = read_tables(finished_run)
     for relative in (

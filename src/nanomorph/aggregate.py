@@ -19,7 +19,7 @@ import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -603,6 +603,31 @@ def _slopes(t: pd.DataFrame, x_col: str, y_col: str) -> pd.Series:
 # --------------------------------------------------------------------------------------------
 # Spreadsheet
 # --------------------------------------------------------------------------------------------
+
+
+def evenly_spaced(items: Sequence[Any], count: int) -> list[Any]:
+    """At most ``count`` of ``items``, spread evenly over them in their order, first and last
+    included (every item when there are no more than ``count``).
+
+    Used to choose the images of a sample or the frames of a series that the HTML report shows.
+
+    Examples
+    --------
+    >>> evenly_spaced(["f0", "f1", "f2", "f3", "f4"], 3)
+    ['f0', 'f2', 'f4']
+    """
+    if count < 0:
+        raise ValueError(f"count must be 0 or more, got {count}")
+    items = list(items)
+    if count >= len(items):
+        return items
+    if count == 0:
+        return []
+    if count == 1:
+        return items[:1]
+    step = (len(items) - 1) / (count - 1)
+    # Half up, not round()'s half to even, which could pick one item twice.
+    return [items[int(i * step + 0.5)] for i in range(count)]
 
 
 def sheet_names(names: Iterable[str], reserved: Iterable[str] = (COMBINED_SHEET,)) -> list[str]:

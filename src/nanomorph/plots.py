@@ -382,6 +382,49 @@ def save_overlay(
     return path
 
 
+# The HTML report embeds every image it shows: a 4096² overlay of a noisy micrograph is a 25 MB
+# PNG, 2 MB as a JPEG of 2048², which a 4k screen still shows at full size with the outlines
+# (drawn 4 px wide at 4096², _outline_width) 2 px wide.
+REPORT_IMAGE_MAX_SIDE_PX = 2048
+REPORT_IMAGE_JPEG_QUALITY = 90
+
+
+def save_report_image(
+    source: str | Path, path: str | Path, max_side_px: int = REPORT_IMAGE_MAX_SIDE_PX
+) -> Path:
+    """Write a copy of an overlay PNG for the HTML report: a JPEG, shrunk to ``max_side_px``.
+
+    Images within ``max_side_px`` keep their size; larger ones are resampled (Lanczos) so that
+    their longer side is ``max_side_px``, keeping the aspect ratio.
+
+    Parameters
+    ----------
+    source
+        The image (e.g. ``overlay.png``).
+    path
+        The JPEG to write.
+    max_side_px
+        Longest side of the copy in pixels.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    if max_side_px < 1:
+        raise PlotError(f"max_side_px must be at least 1, got {max_side_px}")
+    with Image.open(source) as opened:
+        image = opened.convert("RGB")
+    scale = max_side_px / max(image.size)
+    if scale < 1:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="JPEG", quality=REPORT_IMAGE_JPEG_QUALITY)
+    return path
+
+
 # --------------------------------------------------------------------------------------------
 # Histograms and comparisons
 # --------------------------------------------------------------------------------------------

@@ -297,6 +297,19 @@ def get_chunk_dir(wildcards):
     return f"{RESULTS}/{wildcards.sample}/segment/chunk_{chunk}"
 
 
+def get_report_overlay_names(wildcards):
+    from nanomorph.aggregate import evenly_spaced
+
+    return evenly_spaced(list(IMAGES[wildcards.sample]), config["report_overlays_per_sample"])
+
+
+def get_report_overlays(wildcards):
+    return [
+        f"{image_dir(wildcards.sample, name)}/overlay.png"
+        for name in get_report_overlay_names(wildcards)
+    ]
+
+
 def get_sample_tables(wildcards):
     return [
         f"{image_dir(wildcards.sample, name)}/particles.parquet" for name in IMAGES[wildcards.sample]

@@ -28,13 +28,7 @@ rule overlay:
         labels=f"{RESULTS}/{{sample}}/images/{{image}}/labels.tif",
         particles=f"{RESULTS}/{{sample}}/images/{{image}}/particles.parquet",
     output:
-        report(
-            f"{RESULTS}/{{sample}}/images/{{image}}/overlay.png",
-            caption="../report/overlay.rst",
-            category="Overlays",
-            subcategory="{sample}",
-            labels={"sample": "{sample}", "image": "{image}"},
-        ),
+        f"{RESULTS}/{{sample}}/images/{{image}}/overlay.png",
     log:
         f"{RESULTS}/logs/overlay/{{sample}}/{{image}}.log",
     conda:
@@ -44,3 +38,31 @@ rule overlay:
         runtime=per_image_runtime("overlay"),
     script:
         "../scripts/overlay.py"
+
+
+localrules:
+    report_overlays,
+
+
+rule report_overlays:
+    """JPEG copies of some of a sample's overlays for the HTML report (all of them are written
+    as PNG): at most report_overlays_per_sample, evenly through the sample, at most 2048 px."""
+    input:
+        get_report_overlays,
+    output:
+        report(
+            directory(f"{RESULTS}/{{sample}}/report_overlays"),
+            patterns=["{name}.jpg"],
+            caption="../report/overlay.rst",
+            category="Overlays",
+            subcategory="{sample}",
+            labels={"sample": "{sample}", "image": "{name}"},
+        ),
+    params:
+        names=get_report_overlay_names,
+    log:
+        f"{RESULTS}/logs/report_overlays/{{sample}}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/report_overlays.py"

@@ -14,6 +14,8 @@ def sample_outputs(sample):
         folder = image_dir(sample, name)
         out += [f"{folder}/{f}" for f in ("segmentation.png", "labels.tif", "overlay.png")]
         out += [f"{folder}/{f}" for f in ("particles.parquet", "particles.csv", "metadata.json")]
+    if config["report_overlays_per_sample"] > 0:
+        out.append(f"{RESULTS}/{sample}/report_overlays")
     if sample in SERIES:
         out += [f"{RESULTS}/{sample}/series.csv", f"{RESULTS}/{sample}/tracks.csv"]
         out += [f"{RESULTS}/{sample}/track_summary.csv"]
