@@ -9,6 +9,7 @@ import pytest
 
 from nanomorph.aggregate import (
     COMBINED_SHEET,
+    NOTE_SHEET,
     AggregationError,
     bootstrap_mean_ci,
     evenly_spaced,
@@ -271,6 +272,51 @@ def test_write_xlsx_from_mapping(tmp_path):
     assert book.sheetnames == [COMBINED_SHEET, "img1", "img2"]
     assert len(list(book[COMBINED_SHEET].values)) == 3
     assert len(list(book["img2"].values)) == 1  # header only
+    book.close()
+
+
+def test_write_xlsx_keeps_types_and_leaves_missing_values_empty(tmp_path):
+    table = pd.DataFrame(
+        {
+            "image": ["a", "a", "=SUM(A1)"],
+            "particle_id": [1, 2, 1],
+            "equivalent_diameter_nm": [2.5, np.nan, np.inf],
+            "separated": [True, False, True],
+        }
+    )
+    path = write_xlsx(tmp_path / "p.xlsx", table)
+    book = openpyxl.load_workbook(path, read_only=True)
+    rows = list(book[COMBINED_SHEET].values)
+    assert rows[0] == ("image", "particle_id", "equivalent_diameter_nm", "separated")
+    assert rows[1] == ("a", 1, 2.5, True)
+    assert rows[2] == ("a", 2, None, False)
+    name_cell, _, infinite_cell, _ = next(book[COMBINED_SHEET].iter_rows(min_row=4))
+    assert (name_cell.value, name_cell.data_type) == ("=SUM(A1)", "s")  # text stays text
+    assert infinite_cell.value == "=1/0"  # shown as #DIV/0!
+    assert book.sheetnames == [COMBINED_SHEET, "a", "=SUM(A1)"]
+    book.close()
+
+
+def test_write_xlsx_continues_particles_beyond_a_sheet_on_further_sheets(tmp_path):
+    df = merge_tables([particle_table(4, "first"), particle_table(3, "second")])
+    path = write_xlsx(tmp_path / "p.xlsx", df, max_rows_per_sheet=4)  # 3 particles a sheet
+    book = openpyxl.load_workbook(path, read_only=True)
+    pieces = [COMBINED_SHEET, f"{COMBINED_SHEET} (2)", f"{COMBINED_SHEET} (3)"]
+    assert book.sheetnames == [*pieces, "first", "second", NOTE_SHEET]
+    rows = [row for name in pieces for row in list(book[name].values)[1:]]
+    assert [row[list(df.columns).index("particle_id")] for row in rows] == list(df["particle_id"])
+    (note,) = list(book[NOTE_SHEET].values)
+    assert "7 particles" in note[0] and f"{COMBINED_SHEET} (3)" in note[0]
+    book.close()
+
+
+def test_write_xlsx_of_many_images_has_no_sheet_per_image_and_says_so(tmp_path):
+    df = merge_tables([particle_table(2, f"img{i}") for i in range(4)])
+    path = write_xlsx(tmp_path / "p.xlsx", df, max_image_sheets=3)
+    book = openpyxl.load_workbook(path, read_only=True)
+    assert book.sheetnames == [COMBINED_SHEET, NOTE_SHEET]
+    assert len(list(book[COMBINED_SHEET].values)) == 1 + 8
+    assert "4 images: more than 3" in list(book[NOTE_SHEET].values)[0][0]
     book.close()
 
 

@@ -44,9 +44,21 @@ PERCENTILES: tuple[int, ...] = (5, 10, 25, 75, 90, 95)
 COMBINED_SHEET = "all particles"
 """Name of the worksheet with every particle in :func:`write_xlsx`."""
 
+NOTE_SHEET = "note"
+"""Name of the last worksheet of :func:`write_xlsx`, there only when the workbook had to leave
+something out of the usual layout (per-image sheets, or particles beyond one sheet)."""
+
+EXCEL_MAX_ROWS = 1_048_576
+"""Rows of one Excel worksheet, the header row included."""
+
+MAX_IMAGE_SHEETS = 500
+"""Beyond this many images :func:`write_xlsx` writes no sheet per image (by default)."""
+
 # Bootstrap resampling is done in blocks of at most this many drawn indices, so that a sample of
 # 10^5 particles does not need a 2000 x 10^5 index matrix at once.
 _BOOTSTRAP_BLOCK_ELEMENTS = 2_000_000
+
+_XLSX_BLOCK_ROWS = 20_000
 
 # Excel refuses these characters in sheet names and limits names to 31 characters.
 _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
@@ -667,12 +679,20 @@ def write_xlsx(
     path: str | Path,
     per_image: Mapping[str, pd.DataFrame] | pd.DataFrame,
     combined: pd.DataFrame | None = None,
+    *,
+    max_image_sheets: int = MAX_IMAGE_SHEETS,
+    max_rows_per_sheet: int = EXCEL_MAX_ROWS,
 ) -> Path:
     """Write particle tables to an Excel workbook: one combined sheet and one sheet per image.
 
     The first sheet, ``"all particles"``, holds every particle; then one sheet per image. Column
-    names carry the units (``area_nm2``, ``equivalent_diameter_nm``). The file is written under a
-    temporary name and renamed, so an interrupted run never leaves a truncated workbook.
+    names carry the units (``area_nm2``, ``equivalent_diameter_nm``); missing values are empty
+    cells. Rows are streamed to the file (XlsxWriter's constant-memory mode), so memory does not
+    grow with the number of cells. Large samples keep within what Excel opens: particles beyond one
+    sheet's ``max_rows_per_sheet`` continue on ``"all particles (2)"`` and so on, and a sample of
+    more than ``max_image_sheets`` images gets no sheet per image (its combined sheet has the
+    ``image`` column); a last sheet, ``"note"``, then says what was done. The file is written
+    under a temporary name and renamed, so an interrupted run never leaves a truncated workbook.
 
     Parameters
     ----------
@@ -683,6 +703,10 @@ def write_xlsx(
     combined
         The table for the combined sheet. Default: the input table, or the per-image tables
         concatenated.
+    max_image_sheets
+        Most images that get a sheet of their own.
+    max_rows_per_sheet
+        Rows of a sheet, header included (Excel's limit by default).
 
     Returns
     -------
@@ -694,6 +718,10 @@ def write_xlsx(
     AggregationError
         If a single table is given without an ``image`` column.
     """
+    import xlsxwriter
+
+    if max_rows_per_sheet < 2:
+        raise AggregationError(f"max_rows_per_sheet must be at least 2, got {max_rows_per_sheet}")
     if isinstance(per_image, pd.DataFrame):
         if "image" not in per_image.columns:
             raise AggregationError("The particle table has no 'image' column to split sheets by.")
@@ -704,11 +732,58 @@ def write_xlsx(
         tables = {str(k): v for k, v in per_image.items()}
         if combined is None:
             combined = merge_tables(tables.values())
-    names = sheet_names(tables)
+
+    rows_per_sheet = max_rows_per_sheet - 1
+    n_combined = max(1, -(-len(combined) // rows_per_sheet))
+    continued = [f"{COMBINED_SHEET} ({k})" for k in range(2, n_combined + 1)]
+    combined_names = [COMBINED_SHEET, *continued]
+    notes = []
+    if n_combined > 1:
+        notes.append(
+            f"{len(combined)} particles: more than one sheet holds ({rows_per_sheet} rows "
+            f"below its header), so they continue on {', '.join(combined_names[1:])}."
+        )
+    if len(tables) > max_image_sheets:
+        notes.append(
+            f"{len(tables)} images: more than {max_image_sheets}, so there is no sheet per image; "
+            "filter the 'image' column of the particle sheet instead."
+        )
+        tables = {}
+    image_names = sheet_names(tables, reserved=[*combined_names, NOTE_SHEET])
+
     path = Path(path)
     with atomic_path(path) as tmp:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-            combined.to_excel(writer, sheet_name=COMBINED_SHEET, index=False)
-            for sheet, table in zip(names, tables.values(), strict=True):
-                table.to_excel(writer, sheet_name=sheet, index=False)
+        # Text stays text: no formula, URL or number is read into an image name.
+        options = {
+            "constant_memory": True,
+            "nan_inf_to_errors": True,  # an infinite ratio shows as #DIV/0!, not a failure
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "strings_to_numbers": False,
+        }
+        book = xlsxwriter.Workbook(str(tmp), options)
+        header = book.add_format({"bold": True})
+        for index, name in enumerate(combined_names):
+            piece = combined.iloc[index * rows_per_sheet : (index + 1) * rows_per_sheet]
+            _write_table(book.add_worksheet(name), piece, header)
+        for name, table in zip(image_names, tables.values(), strict=True):
+            _write_table(book.add_worksheet(name), table, header)
+        if notes:
+            note = book.add_worksheet(NOTE_SHEET)
+            for row, line in enumerate(notes):
+                note.write_string(row, 0, line)
+        book.close()
     return path
+
+
+def _write_table(sheet: Any, table: pd.DataFrame, header: Any) -> None:
+    """Header and rows of ``table`` in order (what constant memory needs), missing values as
+    empty cells, numbers as numbers."""
+    sheet.write_row(0, 0, [str(column) for column in table.columns], header)
+    sheet.freeze_panes(1, 0)
+    # Python objects in blocks: the whole table as objects would take ~40 bytes per cell.
+    for start in range(0, len(table), _XLSX_BLOCK_ROWS):
+        block = table.iloc[start : start + _XLSX_BLOCK_ROWS]
+        values = block.astype(object).where(block.notna(), None)
+        for row, record in enumerate(values.itertuples(index=False, name=None), start + 1):
+            sheet.write_row(row, 0, record)

@@ -37,7 +37,7 @@ rule sample_csv:
 
 
 rule sample_xlsx:
-    """One sheet per image plus one combined sheet, units in the headers."""
+    """One combined sheet plus one sheet per image (up to 500 images), units in the headers."""
     input:
         f"{RESULTS}/{{sample}}/particles.parquet",
     output:

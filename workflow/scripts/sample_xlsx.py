@@ -1,4 +1,5 @@
-"""The merged particle table as an Excel workbook: one combined sheet and one sheet per image."""
+"""The merged particle table as an Excel workbook: one combined sheet and one sheet per image
+(nanomorph.aggregate.write_xlsx: within Excel's limits, streamed row by row)."""
 
 import sys
 
