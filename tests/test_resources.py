@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 
 from nanomorph.resources import (
+    PER_IMAGE_BASE_MB,
+    PER_IMAGE_MB_PER_MEGAPIXEL,
+    PER_IMAGE_MIN_MB,
     PER_IMAGE_SECONDS_PER_MEGAPIXEL,
     PER_IMAGE_STARTUP_MIN,
+    memory_mb,
     time_limit_minutes,
 )
 
@@ -47,3 +51,22 @@ def test_per_image_limits_stay_far_below_an_hour_for_a_4096_image():
 def test_bad_arguments_are_rejected_by_name(args, message):
     with pytest.raises(ValueError, match=message):
         time_limit_minutes(*args)
+
+
+def test_memory_of_camera_sized_images_is_what_the_steps_always_declared():
+    for step, minimum in PER_IMAGE_MIN_MB.items():
+        assert memory_mb(4096 * 4096 / 1e6, 40, 1000, minimum) == minimum, step
+
+
+def test_memory_grows_with_a_large_image_and_doubles_per_retry():
+    # A 16k x 16k montage: 268 megapixels at 40 MB each plus 1,000 MB to start.
+    megapixels = 16384 * 16384 / 1e6
+    first = memory_mb(megapixels, PER_IMAGE_MB_PER_MEGAPIXEL, PER_IMAGE_BASE_MB, 4000)
+    assert first == 11738
+    assert memory_mb(megapixels, 40, 1000, 4000, attempt=2) == 2 * first
+
+
+@pytest.mark.parametrize(("amount", "attempt"), [(-1.0, 1), (float("nan"), 1), (1.0, 0)])
+def test_memory_refuses_impossible_arguments(amount, attempt):
+    with pytest.raises(ValueError):
+        memory_mb(amount, 40, 1000, 2000, attempt)

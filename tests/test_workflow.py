@@ -422,17 +422,22 @@ def test_killed_run_resumes_to_identical_tables(finished_run, tmp_path):
     assert_same_tables(read_tables(finished_run), read_tables(workdir / "results"))
 
 
-def scheduled_runtimes(output: str, rule: str) -> dict[str, int]:
-    """The time limit (minutes) Snakemake gave each job of a rule, keyed by the job's wildcards
-    without the chunk ("catalyst_a", "catalyst_a/a_001"), from its output."""
-    runtimes = {}
+def scheduled_resources(output: str, rule: str, resource: str) -> dict[str, int]:
+    """A resource (e.g. the time limit in minutes, "runtime") Snakemake gave each job of a rule,
+    keyed by the job's wildcards without the chunk ("catalyst_a", "catalyst_a/a_001"), from its
+    output."""
+    values = {}
     for block in output.split(f"rule {rule}:")[1:]:
         wildcards = dict(
             re.findall(r"(\w+)=([^,\s]+)", re.search(r"wildcards: (.*)", block).group(1))
         )
         key = "/".join(wildcards[name] for name in ("sample", "image") if name in wildcards)
-        runtimes[key] = int(re.search(r"runtime=(\d+)", block).group(1))
-    return runtimes
+        values[key] = int(re.search(rf"\b{resource}=(\d+)", block).group(1))
+    return values
+
+
+def scheduled_runtimes(output: str, rule: str) -> dict[str, int]:
+    return scheduled_resources(output, rule, "runtime")
 
 
 def test_jobs_time_limits_follow_their_images_megapixels(finished_run):
@@ -440,9 +445,12 @@ def test_jobs_time_limits_follow_their_images_megapixels(finished_run):
     # (the arithmetic is tested in test_resources.py; here, that each job gets its own image's).
     from nanomorph.resources import (
         INGEST_SECONDS_PER_MEGABYTE,
+        PER_IMAGE_BASE_MB,
+        PER_IMAGE_MIN_MB,
         PER_IMAGE_SECONDS_PER_MEGAPIXEL,
         PER_IMAGE_STARTUP_MIN,
         SEGMENT_STARTUP_MIN,
+        memory_mb,
         time_limit_minutes,
     )
 
@@ -478,6 +486,16 @@ def test_jobs_time_limits_follow_their_images_megapixels(finished_run):
             megabytes, INGEST_SECONDS_PER_MEGABYTE, PER_IMAGE_STARTUP_MIN
         )
     assert scheduled_runtimes(output, "ingest") == expected
+    # Memory: what the steps always declared for camera-sized images (the growth with
+    # megapixels is tested in test_resources.py; here, that each job gets its own image's).
+    for rule in ("ingest", "postprocess", "measure", "overlay"):
+        expected_mb = {
+            key: memory_mb(
+                0.0 if rule == "ingest" else mp, 40, PER_IMAGE_BASE_MB, PER_IMAGE_MIN_MB[rule]
+            )
+            for key, mp in megapixels.items()
+        }
+        assert scheduled_resources(output, rule, "mem_mb") == expected_mb, rule
 
 
 @pytest.mark.slow

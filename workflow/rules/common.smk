@@ -224,15 +224,52 @@ def get_ingest_runtime(wildcards, attempt):
         time_limit_minutes,
     )
 
-    source = get_source(wildcards)
-    megabytes = os.path.getsize(source) / 1e6 / _frames_per_file()[source]
     return time_limit_minutes(
-        megabytes, INGEST_SECONDS_PER_MEGABYTE, PER_IMAGE_STARTUP_MIN, attempt
+        _file_megabytes_per_frame(wildcards),
+        INGEST_SECONDS_PER_MEGABYTE,
+        PER_IMAGE_STARTUP_MIN,
+        attempt,
     )
+
+
+def get_ingest_memory(wildcards, attempt):
+    """Memory of reading one image in MB, from its file's megabytes per frame."""
+    from nanomorph.resources import (
+        INGEST_MB_PER_FILE_MEGABYTE,
+        PER_IMAGE_BASE_MB,
+        PER_IMAGE_MIN_MB,
+        memory_mb,
+    )
+
+    return memory_mb(
+        _file_megabytes_per_frame(wildcards),
+        INGEST_MB_PER_FILE_MEGABYTE,
+        PER_IMAGE_BASE_MB,
+        PER_IMAGE_MIN_MB["ingest"],
+        attempt,
+    )
+
+
+def _file_megabytes_per_frame(wildcards):
+    source = get_source(wildcards)
+    return os.path.getsize(source) / 1e6 / _frames_per_file()[source]
 
 
 # Before segmentation has run a per-image step's image is not there (a dry run).
 PER_IMAGE_RUNTIME_UNKNOWN_MIN = 10
+
+
+def _image_megapixels(wildcards):
+    """Megapixels of an image from its image.tif's header, or None before ingest wrote it."""
+    import tifffile
+
+    # The step's own input, or (measure) there until overlay has used it.
+    path = Path(image_dir(wildcards.sample, wildcards.image)) / "image.tif"
+    if not path.is_file():
+        return None
+    with tifffile.TiffFile(path) as tif:
+        height, width = tif.series[0].shape[-2:]
+    return height * width / 1e6
 
 
 def per_image_runtime(step):
@@ -247,19 +284,37 @@ def per_image_runtime(step):
     seconds_per_megapixel = PER_IMAGE_SECONDS_PER_MEGAPIXEL[step]
 
     def runtime(wildcards, attempt):
-        import tifffile
-
-        # The step's own input, or (measure) there until overlay has used it.
-        path = Path(image_dir(wildcards.sample, wildcards.image)) / "image.tif"
-        if not path.is_file():
+        megapixels = _image_megapixels(wildcards)
+        if megapixels is None:
             return PER_IMAGE_RUNTIME_UNKNOWN_MIN * 2 ** (attempt - 1)
-        with tifffile.TiffFile(path) as tif:
-            height, width = tif.series[0].shape[-2:]
         return time_limit_minutes(
-            height * width / 1e6, seconds_per_megapixel, PER_IMAGE_STARTUP_MIN, attempt
+            megapixels, seconds_per_megapixel, PER_IMAGE_STARTUP_MIN, attempt
         )
 
     return runtime
+
+
+def per_image_memory(step):
+    """A resource function: the step's memory in MB, from its image's megapixels for images
+    larger than most cameras give, doubled on each retry."""
+    from nanomorph.resources import (
+        PER_IMAGE_BASE_MB,
+        PER_IMAGE_MB_PER_MEGAPIXEL,
+        PER_IMAGE_MIN_MB,
+        memory_mb,
+    )
+
+    def mem_mb(wildcards, attempt):
+        megapixels = _image_megapixels(wildcards) or 0.0
+        return memory_mb(
+            megapixels,
+            PER_IMAGE_MB_PER_MEGAPIXEL,
+            PER_IMAGE_BASE_MB,
+            PER_IMAGE_MIN_MB[step],
+            attempt,
+        )
+
+    return mem_mb
 
 
 # ---------------------------------------------------------------- input functions

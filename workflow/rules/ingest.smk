@@ -13,7 +13,7 @@ rule ingest:
     conda:
         "../../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
+        mem_mb=get_ingest_memory,
         runtime=get_ingest_runtime,
     script:
         "../scripts/ingest.py"

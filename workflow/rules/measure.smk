@@ -15,7 +15,7 @@ rule measure:
     conda:
         "../../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
+        mem_mb=per_image_memory("measure"),
         runtime=per_image_runtime("measure"),
     script:
         "../scripts/measure.py"
@@ -34,7 +34,7 @@ rule overlay:
     conda:
         "../../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
+        mem_mb=per_image_memory("overlay"),
         runtime=per_image_runtime("overlay"),
     script:
         "../scripts/overlay.py"

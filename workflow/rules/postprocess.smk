@@ -17,7 +17,7 @@ rule postprocess:
     conda:
         "../../envs/analysis.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=per_image_memory("postprocess"),
         runtime=per_image_runtime("postprocess"),
     script:
         "../scripts/postprocess.py"
