@@ -10,6 +10,9 @@ from nanomorph.resources import (
     PER_IMAGE_MIN_MB,
     PER_IMAGE_SECONDS_PER_MEGAPIXEL,
     PER_IMAGE_STARTUP_MIN,
+    SEGMENT_BASE_MB,
+    SEGMENT_MB_PER_MEGAPIXEL,
+    SEGMENT_MIN_MB,
     memory_mb,
     time_limit_minutes,
 )
@@ -70,3 +73,9 @@ def test_memory_grows_with_a_large_image_and_doubles_per_retry():
 def test_memory_refuses_impossible_arguments(amount, attempt):
     with pytest.raises(ValueError):
         memory_mb(amount, 40, 1000, 2000, attempt)
+
+
+def test_segmentation_memory_is_8_gb_up_to_montages():
+    args = (SEGMENT_MB_PER_MEGAPIXEL, SEGMENT_BASE_MB, SEGMENT_MIN_MB)
+    assert memory_mb(4096 * 4096 / 1e6, *args) == 8000
+    assert memory_mb(20000 * 20000 / 1e6, *args) == 2000 + 400 * 40

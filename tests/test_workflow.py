@@ -449,6 +449,8 @@ def test_jobs_time_limits_follow_their_images_megapixels(finished_run):
         PER_IMAGE_MIN_MB,
         PER_IMAGE_SECONDS_PER_MEGAPIXEL,
         PER_IMAGE_STARTUP_MIN,
+        SEGMENT_BASE_MB,
+        SEGMENT_MIN_MB,
         SEGMENT_STARTUP_MIN,
         memory_mb,
         time_limit_minutes,
@@ -472,6 +474,11 @@ def test_jobs_time_limits_follow_their_images_megapixels(finished_run):
         sample_mp = sum(mp for key, mp in megapixels.items() if key.startswith(sample + "/"))
         expected[sample] = time_limit_minutes(sample_mp, 4.0, SEGMENT_STARTUP_MIN)
     assert scheduled_runtimes(output, "segment") == expected
+    expected_mb = {}
+    for sample in ("catalyst_a", "growth"):
+        largest = max(mp for key, mp in megapixels.items() if key.startswith(sample + "/"))
+        expected_mb[sample] = memory_mb(largest, 40, SEGMENT_BASE_MB, SEGMENT_MIN_MB)
+    assert scheduled_resources(output, "segment", "mem_mb") == expected_mb
     # Reading goes by the file's megabytes per frame (a stack's share), the pixels unknown yet.
     example = REPO / "resources" / "example"
     expected = {}

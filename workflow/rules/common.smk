@@ -167,20 +167,21 @@ def _model_config():
 
 
 def segment_megapixels(sample, micrograph_files):
-    """What the chunk's segmentation computes on: megapixels of network tiles (all passes a
-    declared diameter asks for, flips included), or of image for the threshold segmenter."""
+    """What the chunk's segmentation computes on, image by image: megapixels of network tiles
+    (all passes a declared diameter asks for, flips included), or of image for the threshold
+    segmenter."""
     if config["segmenter"] == "model":
         from nanomorph.segment.inference import InferenceError, network_megapixels
 
-    total = 0.0
+    megapixels = []
     for path in micrograph_files:
         meta = json.loads(Path(path).read_text())
         shape = meta["shape"][-2:]
         if config["segmenter"] != "model":
-            total += shape[0] * shape[1] / 1e6
+            megapixels.append(shape[0] * shape[1] / 1e6)
             continue
         try:
-            total += network_megapixels(
+            work = network_megapixels(
                 shape,
                 meta["pixel_size_nm"],
                 _model_config(),
@@ -190,7 +191,8 @@ def segment_megapixels(sample, micrograph_files):
             )
         except InferenceError as error:
             raise WorkflowError(f"{path}: {error}") from None
-    return total
+        megapixels.append(work)
+    return megapixels
 
 
 def get_segment_runtime(wildcards, input, attempt):
@@ -203,11 +205,28 @@ def get_segment_runtime(wildcards, input, attempt):
     from nanomorph.resources import SEGMENT_STARTUP_MIN, time_limit_minutes
 
     return time_limit_minutes(
-        segment_megapixels(wildcards.sample, files),
+        sum(segment_megapixels(wildcards.sample, files)),
         config["segment_seconds_per_megapixel"],
         SEGMENT_STARTUP_MIN,
         attempt,
     )
+
+
+def get_segment_memory(wildcards, input, attempt):
+    """Memory of a segmentation job in MB: 8 GB, or more for a chunk holding an image larger
+    than cameras give (its largest image's network megapixels), doubled on each retry."""
+    from nanomorph.resources import (
+        SEGMENT_BASE_MB,
+        SEGMENT_MB_PER_MEGAPIXEL,
+        SEGMENT_MIN_MB,
+        memory_mb,
+    )
+
+    files = list(input.micrographs)
+    largest = 0.0
+    if all(Path(f).is_file() for f in files):
+        largest = max(segment_megapixels(wildcards.sample, files), default=0.0)
+    return memory_mb(largest, SEGMENT_MB_PER_MEGAPIXEL, SEGMENT_BASE_MB, SEGMENT_MIN_MB, attempt)
 
 
 @functools.cache

@@ -17,7 +17,7 @@ rule segment:
         "../../envs/segment.yaml"
     threads: 4
     resources:
-        mem_mb=8000,
+        mem_mb=get_segment_memory,
         runtime=get_segment_runtime,
         gpu=1 if uses_gpu() else 0,
     script:
