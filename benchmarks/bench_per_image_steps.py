@@ -17,13 +17,12 @@ Run: ``python benchmarks/bench_per_image_steps.py`` (about a minute on 2 cores).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_record import save_record
 from bench_separate import field_mask
 
 from nanomorph.io import read_frame, write_dm
@@ -116,16 +115,12 @@ def main() -> None:
             f"| {s['measure']:.1f} s | {s['overlay']:.1f} s | {rate['postprocess']:.2f} / "
             f"{rate['measure']:.2f} / {rate['overlay']:.2f} |"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    record = {
-        "python": platform.python_version(),
-        "machine": platform.processor() or platform.machine(),
-        "note": "one run each; shared 2-core machine, expect +-25 % between runs",
-        "pixel_size_nm": PIXEL_SIZE_NM,
-        "rows": rows,
-    }
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save_record(
+        args.out,
+        note="one run each; shared 2-core machine, expect +-25 % between runs",
+        pixel_size_nm=PIXEL_SIZE_NM,
+        rows=rows,
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
 import tempfile
 import time
 import tracemalloc
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+from bench_record import save_record
 
 from nanomorph.io import (
     count_frames,
@@ -142,17 +142,13 @@ def main() -> None:
     print("count_frames of one 4096² float32 file (64 MB, in the page cache), mean of 10:")
     for row in counts:
         print(f"  {row['format']}: {row['count_frames_ms']:.1f} ms")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    record = {
-        "python": platform.python_version(),
-        "machine": platform.processor() or platform.machine(),
-        "frames": args.frames,
-        "size_px": args.size,
-        "rows": rows,
-        "count_frames_4096_float32": counts,
-    }
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save_record(
+        args.out,
+        frames=args.frames,
+        size_px=args.size,
+        rows=rows,
+        count_frames_4096_float32=counts,
+    )
 
 
 if __name__ == "__main__":

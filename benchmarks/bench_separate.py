@@ -14,13 +14,12 @@ Run: ``python benchmarks/bench_separate.py``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_record import save_record
 from skimage.draw import disk, ellipse, polygon
 
 from nanomorph.separate import separate
@@ -179,17 +178,8 @@ def main() -> None:
             f"{r['singles_not_one_particle']:>10}"
         )
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "benchmark": "separate",
-        "python": platform.python_version(),
-        "machine": platform.processor() or platform.machine(),
-        "seed": args.seed,
-        "field_2048": speed,
-        "pair_split": rates,
-    }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    print()
+    save_record(args.out, benchmark="separate", seed=args.seed, field_2048=speed, pair_split=rates)
 
 
 if __name__ == "__main__":

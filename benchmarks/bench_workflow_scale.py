@@ -19,8 +19,6 @@ Run: ``python benchmarks/bench_workflow_scale.py`` (about 4 minutes on 2 cores).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_record import save_record
 
 from nanomorph.io import FrameCountCache, find_micrographs, image_sources, write_calibrated_tiff
 
@@ -104,15 +103,7 @@ def main() -> None:
             f"  {row['parse_first_s']:>10.1f}s  {row['parse_cached_s']:>11.1f}s"
             f"  {row['dry_run_s']:>6.0f}s  {row['dry_run_one_segment_job_s']:>8.0f}s"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {"python": platform.python_version(), "machine": platform.machine(), "rows": rows},
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"wrote {args.out}")
+    save_record(args.out, rows=rows)
 
 
 if __name__ == "__main__":

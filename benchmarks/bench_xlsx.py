@@ -12,8 +12,6 @@ cores).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import resource
 import tempfile
 import time
@@ -22,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bench_record import save_record
 
 from nanomorph.aggregate import write_xlsx
 
@@ -92,14 +91,7 @@ def main() -> None:
             f"| {row['seconds']:.1f} s | {row['cells_per_second']:,} | {row['file_mb']} MB "
             f"| {row['peak_rss_mb']} MB |"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    record = {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "rows": rows,
-    }
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save_record(args.out, rows=rows)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from nanomorph.outputs import (
+    atomic_directory,
     atomic_path,
     read_labels_tif,
     read_mask_png,
@@ -25,6 +26,21 @@ def test_atomic_path_leaves_nothing_when_interrupted(tmp_path):
             tmp.write_text("half a table")
             raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_directory_replaces_the_folder_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "report_overlays"
+    with atomic_directory(target) as folder:
+        (folder / "a.jpg").write_bytes(b"first")
+    assert [p.name for p in target.iterdir()] == ["a.jpg"]
+    with pytest.raises(RuntimeError), atomic_directory(target) as folder:
+        (folder / "b.jpg").write_bytes(b"second")
+        raise RuntimeError("interrupted")
+    assert [p.name for p in target.iterdir()] == ["a.jpg"]  # the complete folder is kept
+    with atomic_directory(target) as folder:
+        (folder / "b.jpg").write_bytes(b"second")
+    assert [p.name for p in target.iterdir()] == ["b.jpg"]
+    assert [p.name for p in tmp_path.iterdir()] == ["report_overlays"]  # nothing temporary
 
 
 def test_atomic_path_replaces_on_success(tmp_path):

@@ -166,10 +166,23 @@ def _model_config():
     return json.loads((folder / CONFIG_FILE).read_text())
 
 
+# The time limit and the memory of a job both need its images' sizes: read once per job.
+# Only images that are there are remembered (a dry run asks before they are written).
+_SEGMENT_MEGAPIXELS = {}
+_IMAGE_MEGAPIXELS = {}
+
+
 def segment_megapixels(sample, micrograph_files):
     """What the chunk's segmentation computes on, image by image: megapixels of network tiles
     (all passes a declared diameter asks for, flips included), or of image for the threshold
     segmenter."""
+    key = (sample, tuple(micrograph_files))
+    if key not in _SEGMENT_MEGAPIXELS:
+        _SEGMENT_MEGAPIXELS[key] = _read_segment_megapixels(sample, micrograph_files)
+    return _SEGMENT_MEGAPIXELS[key]
+
+
+def _read_segment_megapixels(sample, micrograph_files):
     if config["segmenter"] == "model":
         from nanomorph.segment.inference import InferenceError, network_megapixels
 
@@ -284,11 +297,13 @@ def _image_megapixels(wildcards):
 
     # The step's own input, or (measure) there until overlay has used it.
     path = Path(image_dir(wildcards.sample, wildcards.image)) / "image.tif"
-    if not path.is_file():
-        return None
-    with tifffile.TiffFile(path) as tif:
-        height, width = tif.series[0].shape[-2:]
-    return height * width / 1e6
+    if path not in _IMAGE_MEGAPIXELS:
+        if not path.is_file():
+            return None
+        with tifffile.TiffFile(path) as tif:
+            height, width = tif.series[0].shape[-2:]
+        _IMAGE_MEGAPIXELS[path] = height * width / 1e6
+    return _IMAGE_MEGAPIXELS[path]
 
 
 def per_image_runtime(step):
