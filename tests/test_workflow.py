@@ -65,8 +65,10 @@ def make_workdir(root: Path, segmenter: str = "threshold") -> Path:
     return root
 
 
-def run_workflow(workdir: Path, *extra: str, timeout: float = 300):
-    return run_snakemake("--directory", str(workdir), "--cores", "2", *extra, timeout=timeout)
+def run_workflow(workdir: Path, *extra: str, timeout: float = 300, check: bool = True):
+    return run_snakemake(
+        "--directory", str(workdir), "--cores", "2", *extra, timeout=timeout, check=check
+    )
 
 
 def read_tables(results: Path) -> dict[str, pd.DataFrame]:
@@ -279,6 +281,9 @@ def test_every_output_exists(finished_run):
     assert (finished_run / "summary.csv").is_file()
     assert (finished_run / "figures" / "comparison.png").is_file()
     assert not (finished_run / "catalyst_a" / "segment").exists()
+    # Checkpoints of segmentation jobs go when their job completes.
+    checkpoints = finished_run / ".nanomorph" / "segment_checkpoints"
+    assert not list(checkpoints.rglob("*.png")) and not list(checkpoints.glob("*/chunk_*"))
 
 
 def test_xlsx_has_a_sheet_per_image(finished_run):
@@ -389,6 +394,29 @@ def test_rerun_after_deleting_outputs_gives_identical_tables(finished_run):
     # Nothing left to do.
     result = run_snakemake("--directory", str(finished_run.parent), "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_failed_segmentation_job_resumes_from_its_checkpoints(finished_run, tmp_path):
+    # A segmentation job that fails partway (here: an unreadable second image) keeps the masks
+    # it made outside its output, which Snakemake deletes; the retry segments only the rest.
+    workdir = make_workdir(tmp_path / "failed")
+    run_workflow(workdir, "--until", "ingest", "--notemp")
+    broken = workdir / "results/catalyst_a/images/a_002/image.tif"
+    pixels = broken.read_bytes()
+    broken.write_bytes(b"not a TIFF")
+    failed = run_workflow(workdir, "--until", "segment", "--notemp", check=False)
+    assert failed.returncode != 0
+    assert not (workdir / "results/catalyst_a/segment/chunk_0").exists()
+    checkpoints = workdir / "results/.nanomorph/segment_checkpoints/catalyst_a/chunk_0"
+    assert (checkpoints / "a_001/mask.png").exists()
+    assert not (checkpoints / "a_002").exists()
+    broken.write_bytes(pixels)
+    run_workflow(workdir)
+    log = (workdir / "results/logs/segment/catalyst_a/chunk_0.log").read_text()
+    assert "1 of 3 images taken from an interrupted attempt" in log
+    assert "measured" in log and "over 2 images" in log
+    assert not checkpoints.exists()
+    assert_same_tables(read_tables(finished_run), read_tables(workdir / "results"))
 
 
 @pytest.mark.slow

@@ -35,6 +35,8 @@ def _use_package_of_this_checkout():
 _use_package_of_this_checkout()
 
 RESULTS = str(config["results"]).rstrip("/")
+# The workflow's own bookkeeping (caches, checkpoints), never an output a rule declares.
+STATE = f"{RESULTS}/.nanomorph"
 TRUE_WORDS = {"true", "yes", "1", "y", "t"}
 FALSE_WORDS = {"false", "no", "0", "n", "f", ""}
 
@@ -102,7 +104,7 @@ def _list_all_images(samples):
     is parsed again in every cluster job, and counting opens every micrograph of every sample."""
     from nanomorph.io import FrameCountCache
 
-    frame_counts = FrameCountCache(f"{RESULTS}/.nanomorph/frame_counts.json")
+    frame_counts = FrameCountCache(f"{STATE}/frame_counts.json")
     images = {name: list_images(sample, frame_counts) for name, sample in samples.items()}
     frame_counts.save()
     return images
@@ -379,6 +381,11 @@ def get_chunk_images(wildcards):
 def get_chunk_micrographs(wildcards):
     names = get_chunk_names(wildcards)
     return [f"{image_dir(wildcards.sample, name)}/micrograph.json" for name in names]
+
+
+def segment_checkpoint_dir(sample, chunk):
+    """Where a segmentation job keeps its finished masks until it completes (nanomorph.batch)."""
+    return f"{STATE}/segment_checkpoints/{sample}/chunk_{chunk}"
 
 
 def get_chunk_dir(wildcards):

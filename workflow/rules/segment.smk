@@ -9,6 +9,8 @@ rule segment:
         names=get_chunk_names,
         segmenter=get_segmenter_settings,
         seconds_per_megapixel=config["segment_seconds_per_megapixel"],
+        # Outside the output, which Snakemake deletes when a job fails: a retry resumes from here.
+        checkpoints=lambda wildcards: segment_checkpoint_dir(wildcards.sample, wildcards.chunk),
     log:
         f"{RESULTS}/logs/segment/{{sample}}/chunk_{{chunk}}.log",
     benchmark:

@@ -1,14 +1,12 @@
-"""Semantic segmentation of a batch of images with one segmenter (the model loads once)."""
+"""Semantic segmentation of a batch of images with one segmenter (the model loads once); a retry
+after an interruption takes the masks already made from checkpoints (nanomorph.batch)."""
 
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
-import tifffile
-
-from nanomorph.outputs import write_json, write_mask_png
+from nanomorph.batch import BatchImage, segment_batch
 from nanomorph.pipeline import make_segmenter
 
 # Snakemake's `script:` directive injects the `snakemake` object.
@@ -17,7 +15,6 @@ sys.stderr = open(smk.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 
 settings = dict(smk.params.segmenter)
-out_dir = Path(smk.output[0])
 segmenter = make_segmenter(
     settings["kind"],
     model=settings["model"],
@@ -33,36 +30,27 @@ network = getattr(segmenter, "network", None)
 if settings.get("tile_size") and network is not None and hasattr(network, "tile_size"):
     network.tile_size = int(settings["tile_size"])
 
-images = smk.input.images
-micrographs = smk.input.micrographs
-total_megapixels = total_seconds = 0.0
-for name, image_path, meta_path in zip(smk.params.names, images, micrographs, strict=True):
-    pixel_size_nm = json.loads(Path(meta_path).read_text())["pixel_size_nm"]
-    image = tifffile.imread(image_path)
-    start = time.perf_counter()
-    mask = segmenter(image, pixel_size_nm)
-    seconds = time.perf_counter() - start
-    write_mask_png(out_dir / name / "mask.png", mask)
-    # The unit the workflow sizes the job's time limit in (get_segment_runtime).
-    if network is not None:
-        megapixels = network.network_megapixels(image.shape, pixel_size_nm)
-    else:
-        megapixels = image.size / 1e6
-    total_megapixels += megapixels
-    total_seconds += seconds
-    logging.info(
-        "%s: %.1f %% particle, %.1f s for %.2f megapixels",
-        name,
-        100 * mask.mean(),
-        seconds,
-        megapixels,
+images = [
+    BatchImage(name, Path(image_path), json.loads(Path(meta_path).read_text())["pixel_size_nm"])
+    for name, image_path, meta_path in zip(
+        smk.params.names, smk.input.images, smk.input.micrographs, strict=True
     )
-logging.info(
-    "measured %.2f s per megapixel over %d images (the time limit assumed "
-    "segment_seconds_per_megapixel = %g)",
-    total_seconds / max(total_megapixels, 1e-9),
-    len(images),
-    smk.params.seconds_per_megapixel,
+]
+report = segment_batch(
+    segmenter,
+    images,
+    smk.output[0],
+    checkpoint_dir=smk.params.checkpoints,
+    # The unit the workflow sizes the job's time limit in (get_segment_runtime).
+    megapixels=network.network_megapixels if network is not None else None,
 )
-# Written last: the chunk is complete only when its description is there.
-write_json(out_dir / "segmenter.json", segmenter.describe())
+if report.resumed:
+    logging.info("%d of %d images taken from an interrupted attempt", report.resumed, len(images))
+if report.seconds_per_megapixel is not None:
+    logging.info(
+        "measured %.2f s per megapixel over %d images (the time limit assumed "
+        "segment_seconds_per_megapixel = %g)",
+        report.seconds_per_megapixel,
+        report.segmented,
+        smk.params.seconds_per_megapixel,
+    )
