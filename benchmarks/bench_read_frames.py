@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
-import tifffile
 from bench_record import save_record
 
 from nanomorph.io import (
@@ -34,46 +32,18 @@ from nanomorph.io import (
     read_frame,
     write_calibrated_tiff,
     write_dm,
+    write_velox_emd,
 )
 
 PIXEL_SIZE_NM = 0.2
 
 
 def write_series(folder: Path, n_frames: int, size: int) -> dict[str, Path]:
-    import h5py
 
     rng = np.random.default_rng(0)
     stack = rng.integers(0, 4000, size=(n_frames, size, size), dtype=np.uint16)
-    tif = folder / "series.tif"
-    tifffile.imwrite(
-        tif,
-        stack,
-        imagej=True,
-        photometric="minisblack",
-        resolution=(1 / PIXEL_SIZE_NM, 1 / PIXEL_SIZE_NM),
-        metadata={"axes": "TYX", "unit": "nm"},
-    )
-    emd = folder / "series.emd"
-    with h5py.File(emd, "w") as h5:
-        group = h5.create_group("Data/Image/0")
-        # Velox stores (rows, columns, frames), chunked by frame as the microscope writes it.
-        group.create_dataset("Data", data=np.moveaxis(stack, 0, -1), chunks=(size, size, 1))
-        meta = {
-            "BinaryResult": {
-                "PixelSize": {
-                    "width": str(PIXEL_SIZE_NM * 1e-9),
-                    "height": str(PIXEL_SIZE_NM * 1e-9),
-                },
-                "PixelUnitX": "m",
-                "PixelUnitY": "m",
-                "Detector": "HAADF",
-            },
-            "Acquisition": {"AcquisitionStartDatetime": {"DateTime": "0"}},
-            "Stage": {},
-            "CustomProperties": {},
-        }
-        text = np.frombuffer(json.dumps(meta).encode().ljust(4096, b"\0"), np.uint8)
-        group["Metadata"] = np.stack([text] * n_frames, axis=1)
+    tif = write_calibrated_tiff(folder / "series.tif", stack, PIXEL_SIZE_NM)
+    emd = write_velox_emd(folder / "series.emd", stack, PIXEL_SIZE_NM)
     return {"TIFF (ImageJ)": tif, "Velox EMD": emd}
 
 

@@ -408,6 +408,24 @@ def test_velox_emd_stack(tmp_path: Path):
     np.testing.assert_array_equal(micrographs[1].image, stack[:, :, 1])
 
 
+def test_written_velox_emd_reads_back_frame_by_frame(tmp_path: Path):
+    from nanomorph.io import count_frames, read_frame, write_velox_emd
+
+    stack = _test_image(shape=(3, 20, 30)).astype(np.uint16)
+    path = write_velox_emd(tmp_path / "series.emd", stack, 0.37, detector="BF")
+    assert count_frames(path) == 3
+    frame = read_frame(path, 2)
+    np.testing.assert_array_equal(frame.image, stack[2])
+    assert frame.pixel_size_nm == pytest.approx(0.37)
+    assert frame.raw_calibration["detector"] == "BF"
+    [single] = read_micrographs(write_velox_emd(tmp_path / "one.emd", stack[0], 2.5))
+    assert single.frame is None and single.pixel_size_nm == pytest.approx(2.5)
+    np.testing.assert_array_equal(single.image, stack[0])
+    with pytest.raises(ValueError, match="pixel size"):
+        write_velox_emd(tmp_path / "bad.emd", stack[0], 0.0)
+    assert not (tmp_path / "bad.emd").exists()
+
+
 @pytest.mark.parametrize(
     ("unit", "kind", "factor"),
     [

@@ -307,6 +307,18 @@ def test_write_dataset_dm3(tmp_path) -> None:
     np.testing.assert_allclose(mic.image, sim.image, rtol=1e-6)
 
 
+def test_write_dataset_velox_emd(tmp_path) -> None:
+    from nanomorph.io import read_micrographs
+
+    out = write_dataset(tmp_path, 2, seed=0, shape=(32, 32), scenarios="haadf", fmt="emd")
+    for index, child in enumerate(np.random.SeedSequence(0).spawn(2)):
+        [mic] = read_micrographs(out / "images" / f"sim_{index:06d}.emd")
+        sim = simulate_micrograph(child, (32, 32), scenario="haadf")
+        assert mic.pixel_size_nm == pytest.approx(sim.pixel_size_nm, rel=1e-9)
+        assert mic.raw_calibration["detector"] == "HAADF"
+        np.testing.assert_array_equal(mic.image, sim.image.astype(sim.params["output_dtype"]))
+
+
 def test_ultrasmall_low_contrast_particles_stay_detectable() -> None:
     # the dose floor keeps the median particle above the noise: labels a network can learn
     from scipy import ndimage

@@ -580,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
     p.add_argument("--scenario", default=None, help="one scenario (default: a random mix)")
-    p.add_argument("--format", choices=("tif", "dm3", "dm4"), default="tif")
+    p.add_argument("--format", choices=("tif", "dm3", "dm4", "emd"), default="tif")
     p.add_argument(
         "--pixel-size",
         type=positive_float,

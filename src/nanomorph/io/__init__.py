@@ -40,7 +40,7 @@ from ._core import (
 from .discover import FrameCountCache, count_frames, find_micrographs, image_sources
 from .micrograph import Micrograph, MicrographError
 from .units import classify_unit, length_unit_to_nm
-from .writers import write_calibrated_tiff, write_dm
+from .writers import write_calibrated_tiff, write_dm, write_velox_emd
 
 __all__ = [
     "FrameCountCache",
@@ -58,6 +58,7 @@ __all__ = [
     "resample_to_square_pixels",
     "write_calibrated_tiff",
     "write_dm",
+    "write_velox_emd",
 ]
 
 _BlockReader = Callable[[Path], list[ImageBlock | Refusal]]

@@ -1,6 +1,7 @@
-"""Writers for calibrated micrographs: ImageJ TIFF (tifffile) and DigitalMicrograph (nionswift-io).
+"""Writers for calibrated micrographs: ImageJ TIFF (tifffile), DigitalMicrograph (nionswift-io)
+and Thermo Fisher Velox EMD (h5py).
 
-Both write through :func:`nanomorph.outputs.atomic_path` (a temporary file beside the target,
+All write through :func:`nanomorph.outputs.atomic_path` (a temporary file beside the target,
 renamed into place), so that an interrupted run never leaves a half-written file under the final
 name.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_calibrated_tiff", "write_dm"]
+__all__ = ["write_calibrated_tiff", "write_dm", "write_velox_emd"]
 
 # Data types ImageJ opens; anything else is stored as float32.
 _IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
@@ -148,4 +149,79 @@ def write_dm(path: str | Path, image: np.ndarray, pixel_size_nm: float, version:
     )
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         save_image(xdata, handle, version)
+    return path
+
+
+def write_velox_emd(
+    path: str | Path,
+    image: np.ndarray,
+    pixel_size_nm: float,
+    detector: str = "HAADF",
+    acquisition_time_s: int = 0,
+) -> Path:
+    """Write a Thermo Fisher Velox EMD file (HDF5) holding one image or one series.
+
+    The layout of the files Velox saves, as far as readers use it: the pixels in
+    ``Data/Image/<id>/Data`` as (rows, columns, frames), chunked one frame per chunk, and
+    beside them ``Metadata``, one column of zero-padded UTF-8 JSON per frame with the pixel
+    size in metres (``BinaryResult.PixelSize``), the detector and the acquisition start. ncempy
+    and :func:`nanomorph.io.read_micrographs` read the image and its calibration back.
+
+    Parameters
+    ----------
+    path
+        Output file (.emd); parent folders are created.
+    image
+        2-D image, or a 3-D stack (frames, y, x) written as one multi-frame image.
+    pixel_size_nm
+        Edge length of one square pixel in nm.
+    detector
+        Detector name recorded in the metadata (``"HAADF"``, ``"BF"``, ...).
+    acquisition_time_s
+        Acquisition start, seconds since 1970 (Velox records it so).
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If the image is not 2-D/3-D real data or the pixel size is not positive.
+    """
+    import json
+
+    import h5py
+
+    from ..outputs import atomic_path
+
+    path = Path(path)
+    array = _check(image, pixel_size_nm, allow_stack=True)
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    frames = array[np.newaxis] if array.ndim == 2 else array
+    n_frames, rows, columns = frames.shape
+    pixel_m = str(float(pixel_size_nm) * 1e-9)
+    metadata = {
+        "BinaryResult": {
+            "PixelSize": {"width": pixel_m, "height": pixel_m},
+            "PixelUnitX": "m",
+            "PixelUnitY": "m",
+            "Detector": str(detector),
+        },
+        "Acquisition": {"AcquisitionStartDatetime": {"DateTime": str(int(acquisition_time_s))}},
+        "Stage": {},
+        "CustomProperties": {},
+    }
+    text = json.dumps(metadata).encode()
+    # Velox pads each frame's JSON with zeros to a fixed length.
+    column = np.frombuffer(text.ljust(max(4096, len(text) + 1), b"\0"), dtype=np.uint8)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.create_dataset(
+            "Version", data=np.array([json.dumps({"format": "Velox", "version": 2}).encode()])
+        )
+        group = h5.create_group("Data/Image/00000000000000000000000000000001")
+        group.create_dataset("Data", data=np.moveaxis(frames, 0, -1), chunks=(rows, columns, 1))
+        group.create_dataset("Metadata", data=np.repeat(column[:, np.newaxis], n_frames, axis=1))
     return path

@@ -31,7 +31,7 @@ from nanomorph.simulate.micrograph import (
 from nanomorph.simulate.scenarios import SCENARIOS, UnknownScenarioError
 
 MANIFEST_NAME = "manifest.csv"
-FORMATS = ("tif", "dm3", "dm4")
+FORMATS = ("tif", "dm3", "dm4", "emd")
 
 
 def _json_default(value: object) -> object:
@@ -69,8 +69,9 @@ def write_dataset(
     scenarios : str or sequence of str, optional
         None: the training mixture (a scenario drawn per image); a name: all images of that
         scenario; several names: taken in turn.
-    fmt : {"tif", "dm3", "dm4"}
-        File format of the images.
+    fmt : {"tif", "dm3", "dm4", "emd"}
+        File format of the images: calibrated TIFF, DigitalMicrograph, or Velox EMD (its
+        detector recorded as HAADF or BF by the image's modality).
     pixel_size_nm : float, optional
         Fix the pixel size of every image.
     progress : callable, optional
@@ -111,7 +112,7 @@ def write_dataset(
         except SimulationParameterError as exc:
             settings = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
             raise SimulationParameterError(f"simulation settings {settings}: {exc}") from None
-    from nanomorph.io import write_calibrated_tiff, write_dm
+    from nanomorph.io import write_calibrated_tiff, write_dm, write_velox_emd
 
     out = Path(out_dir)
     for sub in ("images", "masks", "instances", "particles"):
@@ -129,6 +130,9 @@ def write_dataset(
         image_path = out / "images" / f"{name}.{fmt}"
         if fmt == "tif":
             write_calibrated_tiff(image_path, image, sim.pixel_size_nm)
+        elif fmt == "emd":
+            detector = "HAADF" if sim.modality == "haadf" else "BF"
+            write_velox_emd(image_path, image, sim.pixel_size_nm, detector=detector)
         else:
             # nionswift-io's DM writer has no 8-bit type; uint16 keeps the same values
             dm_image = image.astype(np.uint16) if image.dtype == np.uint8 else image
