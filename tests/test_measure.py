@@ -12,6 +12,7 @@ from skimage.draw import disk, polygon
 from nanomorph.measure import (
     PARTICLE_COLUMNS,
     contrast_to_surroundings,
+    empty_particle_table,
     feret_diameters_px,
     measure_particles,
 )
@@ -113,6 +114,8 @@ def test_empty_table_is_typed() -> None:
     assert tuple(table.columns) == PARTICLE_COLUMNS
     full = measure_particles([Particle(np.ones((3, 3), bool), (0, 0))], 0.2)
     pd.testing.assert_series_equal(table.dtypes, full.dtypes)
+    # What the workflow writes for a skipped image: the same, without any pixel size.
+    pd.testing.assert_frame_equal(empty_particle_table(), table)
 
 
 def test_particle_ids_match_separation_labels() -> None:

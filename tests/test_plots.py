@@ -26,6 +26,7 @@ from nanomorph.plots import (
     save_segmentation_panel,
     save_series_plots,
     save_size_distribution_figure,
+    save_skipped_image_note,
     save_tracks_plot,
     stretch_to_uint8,
 )
@@ -259,3 +260,16 @@ def test_report_copy_is_a_jpeg_no_larger_than_the_limit(tmp_path, size, expected
         left = np.asarray(image)[:, : expected[0] // 4].reshape(-1, 3).mean(axis=0)
     assert left == pytest.approx([0, 255, 255], abs=8)
     assert [p.name for p in copy.parent.iterdir()] == ["frame_0001.jpg"]  # nothing temporary
+
+
+def test_skipped_image_note_says_why_on_as_many_lines_as_needed(tmp_path):
+    short = save_skipped_image_note(tmp_path / "a.png", "a_002", "cannot be read")
+    reason = "data/a_002b.tif: cannot be read as a TIFF file (ValueError: " + "x " * 120 + ")"
+    long = save_skipped_image_note(tmp_path / "b" / "overlay.png", "a_002b", reason)
+    with Image.open(short) as first, Image.open(long) as second:
+        assert first.format == second.format == "PNG"
+        assert first.width == second.width == 640
+        assert second.height > first.height  # the long reason is wrapped, not cut
+        text = np.asarray(second.convert("L")) > 200
+    assert text.any() and not text[:, -8:].any()  # written, and within the right margin
+    assert [p.name for p in long.parent.iterdir()] == ["overlay.png"]  # nothing temporary

@@ -309,8 +309,11 @@ def test_summary_columns(finished_run):
         "ci_high",
         "n_separated",
         "n_excluded",
+        "n_images",
+        "n_images_skipped",
     ):
         assert column in summary.columns, column
+    assert set(summary["n_images"]) == {3} and set(summary["n_images_skipped"]) == {0}
     row = summary.set_index("property").loc["equivalent_diameter_nm"]
     assert row["ci_low"] <= row["mean"] <= row["ci_high"]
     merged = pd.read_parquet(finished_run / "catalyst_a" / "particles.parquet")
@@ -417,6 +420,40 @@ def test_failed_segmentation_job_resumes_from_its_checkpoints(finished_run, tmp_
     assert "measured" in log and "over 2 images" in log
     assert not checkpoints.exists()
     assert_same_tables(read_tables(finished_run), read_tables(workdir / "results"))
+
+
+def test_unreadable_image_stops_the_run_or_is_skipped_when_asked(finished_run, tmp_path):
+    # The example's catalyst as a series, with a file cut short by a copy among its images.
+    data = tmp_path / "data"
+    shutil.copytree(REPO / "resources/example/catalyst_a", data)
+    (data / "a_002b.tif").write_bytes((data / "a_001.tif").read_bytes()[:3000])
+    workdir = make_workdir(tmp_path / "run")
+    (workdir / "config/samples.tsv").write_text(
+        f"sample\tpath\tseries\tpolarity\ncatalyst_a\t{data}\ttrue\tdark\n"
+    )
+    stopped = run_workflow(workdir, check=False)
+    assert stopped.returncode != 0
+    assert "a_002b.tif: cannot be read as a TIFF file" in stopped.stdout + stopped.stderr
+    assert not (workdir / "results/catalyst_a/summary.csv").exists()
+
+    run_workflow(workdir, "--config", "unreadable_images=skip")
+    results = workdir / "results/catalyst_a"
+    metadata = json.loads((results / "images/a_002b/metadata.json").read_text())
+    assert "a_002b.tif: cannot be read as a TIFF file" in metadata["skipped"]
+    assert metadata["n_particles"] == 0
+    assert pd.read_parquet(results / "images/a_002b/particles.parquet").empty
+    summary = pd.read_csv(results / "summary.csv")
+    assert set(summary["n_images"]) == {3} and set(summary["n_images_skipped"]) == {1}
+    # The skipped file is the third of four in acquisition order: no row, not a count of 0.
+    assert pd.read_csv(results / "series.csv")["frame"].tolist() == [0, 1, 3]
+    # The other images are analysed exactly as without the bad file.
+    for name in ("a_001", "a_002", "a_003"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(results / f"images/{name}/particles.parquet"),
+            pd.read_parquet(finished_run / f"catalyst_a/images/{name}/particles.parquet"),
+        )
+    log = (workdir / "results/logs/summarize_sample/catalyst_a.log").read_text()
+    assert "1 of 4 images skipped as unreadable: a_002b" in log
 
 
 @pytest.mark.slow

@@ -200,7 +200,8 @@ def feret_diameters_px(mask: np.ndarray) -> tuple[float, float]:
     return feret_min, feret_max
 
 
-def _empty_table() -> pd.DataFrame:
+def empty_particle_table() -> pd.DataFrame:
+    """A particle table without rows: the columns and dtypes of :func:`measure_particles`."""
     return pd.DataFrame({name: pd.Series(dtype=_DTYPES[name]) for name in PARTICLE_COLUMNS})
 
 
@@ -251,7 +252,7 @@ def measure_particles(
     if not (math.isfinite(px) and px > 0):
         raise MeasurementError(f"pixel_size_nm must be a positive number, got {pixel_size_nm!r}.")
     if not particles:
-        return _empty_table()
+        return empty_particle_table()
 
     rows = []
     for number, particle in enumerate(particles, start=1):

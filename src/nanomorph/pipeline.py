@@ -344,6 +344,32 @@ def require_calibration(micrograph: Micrograph) -> float:
     return float(px)
 
 
+def skipped_image_record(
+    name: str, source: str | Path, frame: int | None, reason: str
+) -> dict[str, Any]:
+    """What the workflow records for an image it could not read or calibrate, when told to skip
+    such images (config ``unreadable_images: skip``) instead of stopping.
+
+    The record takes the place of the image's ``micrograph.json``; every later step finds
+    ``skipped`` in it, writes empty outputs, and the image's ``metadata.json`` carries the reason.
+    """
+    if not reason:
+        raise ValueError("a skipped image needs the reason it was skipped")
+    return {
+        "name": name,
+        "source": str(source),
+        "frame": frame,
+        "pixel_size_nm": None,
+        "skipped": str(reason),
+    }
+
+
+def skip_reason(record: Mapping[str, Any]) -> str | None:
+    """Why an image was skipped (a record of :func:`skipped_image_record`), or ``None``."""
+    reason = record.get("skipped")
+    return str(reason) if reason else None
+
+
 def analyze_micrograph(
     micrograph: Micrograph, segmenter: Segmenter, params: AnalysisParameters | None = None
 ) -> AnalysisResult:

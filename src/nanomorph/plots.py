@@ -382,6 +382,34 @@ def save_overlay(
     return path
 
 
+def save_skipped_image_note(path: str | Path, name: str, reason: str, width_px: int = 640) -> Path:
+    """Write a grey PNG that says an image was skipped and why, in place of its overlay.
+
+    The workflow writes it for an image it could not read or calibrate when told to skip such
+    images (``unreadable_images: skip``), so that every image keeps an overlay to look at.
+    """
+    font_px = 16
+    font = _font(font_px)
+    chars_per_line = max(20, int(width_px / (0.6 * font_px)) - 4)
+    words, lines, line = f"{name} was skipped: {reason}".split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > chars_per_line:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    height_px = (len(lines) + 2) * int(1.4 * font_px)
+    pil = Image.new("RGB", (width_px, height_px), (64, 64, 64))
+    draw = ImageDraw.Draw(pil)
+    for number, text in enumerate(lines, start=1):
+        draw.text((font_px, number * int(1.4 * font_px)), text, fill=(255, 255, 255), font=font)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format="PNG")
+    return path
+
+
 # The HTML report embeds every image it shows: a 4096² overlay of a noisy micrograph is a 25 MB
 # PNG, 2 MB as a JPEG of 2048², which a 4k screen still shows at full size with the outlines
 # (drawn 4 px wide at 4096², _outline_width) 2 px wide.

@@ -188,9 +188,14 @@ def _read_segment_megapixels(sample, micrograph_files):
     if config["segmenter"] == "model":
         from nanomorph.segment.inference import InferenceError, network_megapixels
 
+    from nanomorph.pipeline import skip_reason
+
     megapixels = []
     for path in micrograph_files:
         meta = json.loads(Path(path).read_text())
+        if skip_reason(meta) is not None:  # unreadable_images: skip; not segmented
+            megapixels.append(0.0)
+            continue
         shape = meta["shape"][-2:]
         if config["segmenter"] != "model":
             megapixels.append(shape[0] * shape[1] / 1e6)

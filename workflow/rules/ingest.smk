@@ -8,6 +8,7 @@ rule ingest:
     params:
         frame=get_frame,
         pixel_size_nm=get_pixel_size,
+        unreadable=config["unreadable_images"],
     log:
         f"{RESULTS}/logs/ingest/{{sample}}/{{image}}.log",
     conda:

@@ -27,6 +27,7 @@ rule overlay:
         image=f"{RESULTS}/{{sample}}/images/{{image}}/image.tif",
         labels=f"{RESULTS}/{{sample}}/images/{{image}}/labels.tif",
         particles=f"{RESULTS}/{{sample}}/images/{{image}}/particles.parquet",
+        metadata=f"{RESULTS}/{{sample}}/images/{{image}}/metadata.json",
     output:
         f"{RESULTS}/{{sample}}/images/{{image}}/overlay.png",
     log:

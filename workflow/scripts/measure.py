@@ -6,9 +6,9 @@ import pickle
 import sys
 from pathlib import Path
 
-from nanomorph.measure import measure_particles
+from nanomorph.measure import empty_particle_table, measure_particles
 from nanomorph.outputs import write_json, write_table
-from nanomorph.pipeline import AnalysisResult, image_metadata
+from nanomorph.pipeline import AnalysisResult, image_metadata, skip_reason
 
 # Snakemake's `script:` directive injects the `snakemake` object.
 smk = snakemake  # noqa: F821
@@ -31,12 +31,17 @@ with open(smk.input.separation, "rb") as handle:
     payload = pickle.load(handle)
 micrograph = StoredMicrograph(json.loads(Path(smk.input.micrograph).read_text()))
 meta = micrograph.metadata()
-table = measure_particles(
-    payload["separation"].particles,
-    meta["pixel_size_nm"],
-    image=micrograph.name,
-    frame=meta["frame"],
-)
+skipped = skip_reason(meta)
+if skipped is not None:
+    # Skipped at ingest (unreadable_images: skip): an empty table, and the reason on record.
+    table = empty_particle_table()
+else:
+    table = measure_particles(
+        payload["separation"].particles,
+        meta["pixel_size_nm"],
+        image=micrograph.name,
+        frame=meta["frame"],
+    )
 write_table(table, smk.output.parquet, smk.output.csv)
 result = AnalysisResult(semantic_mask=None, separation=payload["separation"], particles=table)
 metadata = image_metadata(micrograph, result, payload["segmenter"], payload["parameters"])

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from nanomorph.batch import BatchImage, segment_batch
-from nanomorph.pipeline import make_segmenter
+from nanomorph.pipeline import make_segmenter, skip_reason
 
 # Snakemake's `script:` directive injects the `snakemake` object.
 smk = snakemake  # noqa: F821
@@ -30,12 +30,14 @@ network = getattr(segmenter, "network", None)
 if settings.get("tile_size") and network is not None and hasattr(network, "tile_size"):
     network.tile_size = int(settings["tile_size"])
 
-images = [
-    BatchImage(name, Path(image_path), json.loads(Path(meta_path).read_text())["pixel_size_nm"])
-    for name, image_path, meta_path in zip(
-        smk.params.names, smk.input.images, smk.input.micrographs, strict=True
-    )
-]
+images = []
+for name, image_path, meta_path in zip(
+    smk.params.names, smk.input.images, smk.input.micrographs, strict=True
+):
+    record = json.loads(Path(meta_path).read_text())
+    # An image ingest skipped (unreadable_images: skip) has no mask; postprocess knows why.
+    if skip_reason(record) is None:
+        images.append(BatchImage(name, Path(image_path), record["pixel_size_nm"]))
 report = segment_batch(
     segmenter,
     images,

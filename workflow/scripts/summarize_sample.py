@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nanomorph.aggregate import summarize
 from nanomorph.outputs import read_table, write_table
+from nanomorph.pipeline import skip_reason
 
 # Snakemake's `script:` directive injects the `snakemake` object.
 smk = snakemake  # noqa: F821
@@ -24,5 +25,12 @@ summary = summarize(
     excluded=excluded,
 )
 summary.insert(0, "sample", smk.wildcards.sample)
-summary["n_images"] = len(metadata)
+# Images without particles count; images skipped as unreadable (unreadable_images: skip) do not.
+skipped = [meta["image"] for meta in metadata if skip_reason(meta) is not None]
+summary["n_images"] = len(metadata) - len(skipped)
+summary["n_images_skipped"] = len(skipped)
+if skipped:
+    logging.warning(
+        "%d of %d images skipped as unreadable: %s", len(skipped), len(metadata), ", ".join(skipped)
+    )
 write_table(summary, csv_path=smk.output[0])
