@@ -281,9 +281,12 @@ def test_every_output_exists(finished_run):
     assert (finished_run / "summary.csv").is_file()
     assert (finished_run / "figures" / "comparison.png").is_file()
     assert not (finished_run / "catalyst_a" / "segment").exists()
-    # Checkpoints of segmentation jobs go when their job completes.
-    checkpoints = finished_run / ".nanomorph" / "segment_checkpoints"
-    assert not list(checkpoints.rglob("*.png")) and not list(checkpoints.glob("*/chunk_*"))
+    # Every mask is kept for reuse, beside what identifies the pixels and segmenter it came from.
+    cache = finished_run / ".nanomorph" / "masks"
+    for sample, names in images.items():
+        for name in names:
+            assert (cache / sample / name / "mask.png").is_file(), (sample, name)
+            assert (cache / sample / name / "key.json").is_file(), (sample, name)
 
 
 def test_xlsx_has_a_sheet_per_image(finished_run):
@@ -394,12 +397,16 @@ def test_rerun_after_deleting_outputs_gives_identical_tables(finished_run):
         (finished_run / relative).unlink()
     run_workflow(finished_run.parent)
     assert_same_tables(before, read_tables(finished_run))
+    # The tables after segmentation needed the temporary masks again: from the cache, not the
+    # segmenter.
+    log = (finished_run / "logs/segment/catalyst_a/chunk_0.log").read_text()
+    assert "3 of 3 images' masks taken from the cache" in log and "measured" not in log
     # Nothing left to do.
     result = run_snakemake("--directory", str(finished_run.parent), "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_failed_segmentation_job_resumes_from_its_checkpoints(finished_run, tmp_path):
+def test_failed_segmentation_job_resumes_from_the_masks_it_made(finished_run, tmp_path):
     # A segmentation job that fails partway (here: an unreadable second image) keeps the masks
     # it made outside its output, which Snakemake deletes; the retry segments only the rest.
     workdir = make_workdir(tmp_path / "failed")
@@ -410,15 +417,14 @@ def test_failed_segmentation_job_resumes_from_its_checkpoints(finished_run, tmp_
     failed = run_workflow(workdir, "--until", "segment", "--notemp", check=False)
     assert failed.returncode != 0
     assert not (workdir / "results/catalyst_a/segment/chunk_0").exists()
-    checkpoints = workdir / "results/.nanomorph/segment_checkpoints/catalyst_a/chunk_0"
-    assert (checkpoints / "a_001/mask.png").exists()
-    assert not (checkpoints / "a_002").exists()
+    cache = workdir / "results/.nanomorph/masks/catalyst_a"
+    assert (cache / "a_001/mask.png").exists()
+    assert not (cache / "a_002").exists()
     broken.write_bytes(pixels)
     run_workflow(workdir)
     log = (workdir / "results/logs/segment/catalyst_a/chunk_0.log").read_text()
-    assert "1 of 3 images taken from an interrupted attempt" in log
+    assert "1 of 3 images' masks taken from the cache" in log
     assert "measured" in log and "over 2 images" in log
-    assert not checkpoints.exists()
     assert_same_tables(read_tables(finished_run), read_tables(workdir / "results"))
 
 

@@ -1,19 +1,20 @@
-"""Segment a batch of micrographs with one segmenter, resuming a batch that was cut short.
+"""Segment a batch of micrographs with one segmenter, remembering each image's mask.
 
 The workflow segments a sample in batches of hundreds of images per job, so that the model is
-loaded once per batch. A cluster that kills such a job (time limit, memory, a lost node) would
-have it start again from its first image on the retry: hours of network time for the last image.
-Snakemake removes a failed job's output, so each finished mask is also kept in a checkpoint
-folder outside it and taken from there on the next attempt, as long as it was made from the same
-image file, at the same pixel size, by a segmenter described exactly as the present one.
+loaded once per batch, and hands the masks to the per-image steps in a temporary folder. Two
+things would make it segment images again that it has segmented before: a cluster that kills a
+batch (time limit, memory, a lost node), whose output Snakemake deletes, and any change after
+segmentation (a separation setting, a deleted table), which needs the temporary folder back.
+Network time is what a run spends most on, so every mask is also kept in a cache folder and
+taken from there whenever the same pixels, at the same pixel size, are segmented by a segmenter
+described exactly as the present one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,28 +29,26 @@ from .outputs import read_mask_png, write_json, write_mask_png
 log = logging.getLogger(__name__)
 
 MASK_NAME = "mask.png"
-_SOURCE_NAME = "source.json"
+_KEY_NAME = "key.json"
 _SEGMENTER_NAME = "segmenter.json"
 
 
-def _source_identity(image_path: str | Path, pixel_size_nm: float) -> dict[str, Any]:
-    stat = os.stat(image_path)
-    return {
-        "image": os.path.abspath(image_path),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "pixel_size_nm": float(pixel_size_nm),
-    }
+def pixels_sha256(image: np.ndarray) -> str:
+    """A checksum of an image's pixels, shape and data type."""
+    array = np.ascontiguousarray(image)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.data)
+    return digest.hexdigest()
 
 
-class MaskCheckpoints:
-    """Masks of an unfinished batch, kept in ``directory`` until the batch is done.
+class MaskCache:
+    """Masks a segmenter made, one per image name, kept in ``directory`` between runs.
 
-    A mask is reused only if its image file has the size and modification time it had, the pixel
-    size is the same, and the segmenter's description (model, weights' checksum, device,
-    precision, thresholds, ...) and nanomorph's version equal those the folder was made with;
-    a folder made otherwise is emptied when it is opened. Anything unreadable counts as absent:
-    checkpoints only save time.
+    A mask is reused only if the image's pixels (a checksum), its pixel size, the segmenter's
+    description (model, weights' checksum, device, precision, thresholds, ...) and nanomorph's
+    version are those it was made with; otherwise it is made again and replaces the old one.
+    Anything unreadable counts as absent: the cache only saves time, and the folder may be
+    deleted at any time.
 
     Parameters
     ----------
@@ -61,40 +60,33 @@ class MaskCheckpoints:
 
     def __init__(self, directory: str | Path, segmenter: Mapping[str, Any]) -> None:
         self.directory = Path(directory)
-        self._segmenter = json.loads(
-            json.dumps({"nanomorph": __version__, **segmenter}, sort_keys=True, default=str)
-        )
-        try:
-            recorded = json.loads((self.directory / _SEGMENTER_NAME).read_text())
-        except (OSError, ValueError):
-            recorded = None
-        if recorded != self._segmenter:
-            if self.directory.exists():
-                log.info("checkpoints in %s are of another segmenter: discarded", self.directory)
-            shutil.rmtree(self.directory, ignore_errors=True)
-            write_json(self.directory / _SEGMENTER_NAME, self._segmenter)
+        text = json.dumps({"nanomorph": __version__, **segmenter}, sort_keys=True, default=str)
+        self._segmenter = hashlib.sha256(text.encode()).hexdigest()
 
-    def load(self, name: str, image_path: str | Path, pixel_size_nm: float) -> np.ndarray | None:
-        """The mask saved for ``name`` from this image and pixel size, or ``None``."""
+    def _key(self, image: np.ndarray, pixel_size_nm: float) -> dict[str, Any]:
+        return {
+            "segmenter": self._segmenter,
+            "pixels_sha256": pixels_sha256(image),
+            "pixel_size_nm": float(pixel_size_nm),
+        }
+
+    def load(self, name: str, image: np.ndarray, pixel_size_nm: float) -> np.ndarray | None:
+        """The mask kept for ``name`` if it was made from this image, or ``None``."""
         folder = self.directory / name
         try:
-            source = json.loads((folder / _SOURCE_NAME).read_text())
-            if source != _source_identity(image_path, pixel_size_nm):
+            if json.loads((folder / _KEY_NAME).read_text()) != self._key(image, pixel_size_nm):
                 return None
-            return read_mask_png(folder / MASK_NAME)
+            mask = read_mask_png(folder / MASK_NAME)
         except (OSError, ValueError):
             return None
+        return mask if mask.shape == image.shape[-2:] else None
 
-    def save(self, name: str, image_path: str | Path, pixel_size_nm: float, mask: np.ndarray):
-        """Keep ``mask``; its source record is written last, so a half-saved one is absent."""
+    def save(self, name: str, image: np.ndarray, pixel_size_nm: float, mask: np.ndarray) -> None:
+        """Keep ``mask``; its key is written last, so a half-saved one is absent."""
         folder = self.directory / name
-        (folder / _SOURCE_NAME).unlink(missing_ok=True)
+        (folder / _KEY_NAME).unlink(missing_ok=True)
         write_mask_png(folder / MASK_NAME, mask)
-        write_json(folder / _SOURCE_NAME, _source_identity(image_path, pixel_size_nm))
-
-    def remove(self) -> None:
-        """Delete the folder (the batch is complete)."""
-        shutil.rmtree(self.directory, ignore_errors=True)
+        write_json(folder / _KEY_NAME, self._key(image, pixel_size_nm))
 
 
 @dataclass(frozen=True)
@@ -108,11 +100,11 @@ class BatchImage:
 
 @dataclass
 class BatchReport:
-    """What a batch did: images segmented now, images taken from checkpoints, and the time and
+    """What a batch did: images segmented now, masks taken from the cache, and the time and
     work (megapixels, in the unit of the segmenter's time limit) of those segmented now."""
 
     segmented: int = 0
-    resumed: int = 0
+    from_cache: int = 0
     seconds: float = 0.0
     megapixels: float = 0.0
 
@@ -126,7 +118,7 @@ def segment_batch(
     images: Iterable[BatchImage],
     out_dir: str | Path,
     *,
-    checkpoint_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
     read_image: Callable[[Path], np.ndarray] | None = None,
     megapixels: Callable[[tuple[int, ...], float], float] | None = None,
 ) -> BatchReport:
@@ -141,10 +133,10 @@ def segment_batch(
     out_dir
         The batch's output folder; ``segmenter.json`` is written last, so the folder is complete
         only when it is there.
-    checkpoint_dir
-        Where finished masks are kept until the batch is done (:class:`MaskCheckpoints`); those
-        of an earlier, interrupted attempt are reused. Removed when the batch completes. ``None``:
-        no checkpoints.
+    cache_dir
+        Where each image's mask is kept (:class:`MaskCache`); a mask made before from the same
+        pixels by the same segmenter is taken from there instead of segmenting again, also by a
+        batch that failed partway and is run again. ``None``: no cache.
     read_image
         Reads an image file (default: ``tifffile.imread``).
     megapixels
@@ -156,21 +148,21 @@ def segment_batch(
         read_image = tifffile.imread
     out_dir = Path(out_dir)
     description = segmenter.describe()
-    checkpoints = MaskCheckpoints(checkpoint_dir, description) if checkpoint_dir else None
+    cache = MaskCache(cache_dir, description) if cache_dir is not None else None
     report = BatchReport()
     for item in images:
-        mask = checkpoints.load(item.name, item.path, item.pixel_size_nm) if checkpoints else None
+        image = read_image(item.path)
+        mask = cache.load(item.name, image, item.pixel_size_nm) if cache else None
         if mask is not None:
             write_mask_png(out_dir / item.name / MASK_NAME, mask)
-            report.resumed += 1
-            log.info("%s: taken from the interrupted attempt's checkpoint", item.name)
+            report.from_cache += 1
+            log.info("%s: mask taken from the cache", item.name)
             continue
-        image = read_image(item.path)
         start = time.perf_counter()
         mask = segmenter(image, item.pixel_size_nm)
         seconds = time.perf_counter() - start
-        if checkpoints is not None:
-            checkpoints.save(item.name, item.path, item.pixel_size_nm, mask)
+        if cache is not None:
+            cache.save(item.name, image, item.pixel_size_nm, mask)
         write_mask_png(out_dir / item.name / MASK_NAME, mask)
         work = megapixels(image.shape, item.pixel_size_nm) if megapixels else image.size / 1e6
         report.segmented += 1
@@ -184,6 +176,4 @@ def segment_batch(
             work,
         )
     write_json(out_dir / _SEGMENTER_NAME, description)
-    if checkpoints is not None:
-        checkpoints.remove()
     return report

@@ -35,7 +35,7 @@ def _use_package_of_this_checkout():
 _use_package_of_this_checkout()
 
 RESULTS = str(config["results"]).rstrip("/")
-# The workflow's own bookkeeping (caches, checkpoints), never an output a rule declares.
+# The workflow's own bookkeeping (caches), never an output a rule declares.
 STATE = f"{RESULTS}/.nanomorph"
 TRUE_WORDS = {"true", "yes", "1", "y", "t"}
 FALSE_WORDS = {"false", "no", "0", "n", "f", ""}
@@ -388,9 +388,9 @@ def get_chunk_micrographs(wildcards):
     return [f"{image_dir(wildcards.sample, name)}/micrograph.json" for name in names]
 
 
-def segment_checkpoint_dir(sample, chunk):
-    """Where a segmentation job keeps its finished masks until it completes (nanomorph.batch)."""
-    return f"{STATE}/segment_checkpoints/{sample}/chunk_{chunk}"
+def mask_cache_dir(sample):
+    """Where segmentation jobs keep every mask they make, for reuse (nanomorph.batch.MaskCache)."""
+    return f"{STATE}/masks/{sample}"
 
 
 def get_chunk_dir(wildcards):

@@ -9,8 +9,9 @@ rule segment:
         names=get_chunk_names,
         segmenter=get_segmenter_settings,
         seconds_per_megapixel=config["segment_seconds_per_megapixel"],
-        # Outside the output, which Snakemake deletes when a job fails: a retry resumes from here.
-        checkpoints=lambda wildcards: segment_checkpoint_dir(wildcards.sample, wildcards.chunk),
+        # Outside the output (temporary, and deleted when a job fails): a retry, or a rerun after
+        # a change downstream, takes the masks already made from here.
+        mask_cache=lambda wildcards: mask_cache_dir(wildcards.sample),
     log:
         f"{RESULTS}/logs/segment/{{sample}}/chunk_{{chunk}}.log",
     benchmark:

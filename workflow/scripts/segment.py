@@ -1,5 +1,5 @@
-"""Semantic segmentation of a batch of images with one segmenter (the model loads once); a retry
-after an interruption takes the masks already made from checkpoints (nanomorph.batch)."""
+"""Semantic segmentation of a batch of images with one segmenter (the model loads once); masks
+made before from the same pixels by the same segmenter come from the cache (nanomorph.batch)."""
 
 import json
 import logging
@@ -42,12 +42,16 @@ report = segment_batch(
     segmenter,
     images,
     smk.output[0],
-    checkpoint_dir=smk.params.checkpoints,
+    cache_dir=smk.params.mask_cache,
     # The unit the workflow sizes the job's time limit in (get_segment_runtime).
     megapixels=network.network_megapixels if network is not None else None,
 )
-if report.resumed:
-    logging.info("%d of %d images taken from an interrupted attempt", report.resumed, len(images))
+if report.from_cache:
+    logging.info(
+        "%d of %d images' masks taken from the cache (same pixels, pixel size and segmenter)",
+        report.from_cache,
+        len(images),
+    )
 if report.seconds_per_megapixel is not None:
     logging.info(
         "measured %.2f s per megapixel over %d images (the time limit assumed "
