@@ -82,6 +82,34 @@ def test_analyze_reproduces_known_disks_and_splits_pairs(tmp_path, capsys):
     assert "disks: 10 particles" in summary
 
 
+def test_analyze_again_takes_the_masks_from_the_cache(tmp_path, monkeypatch):
+    from nanomorph.pipeline import ThresholdSegmenter
+
+    image, _, _ = _draw_known_disks()
+    src = tmp_path / "disks.tif"
+    _write_tiff(src, image, PIXEL_SIZE_NM)
+    out = tmp_path / "out"
+    args = ["analyze", str(src), "--out", str(out), "--segmenter", "threshold", "-q"]
+    assert main(args) == 0
+    assert (out / ".nanomorph" / "masks" / "disks" / "mask.png").is_file()
+    first = pd.read_parquet(out / "disks" / "particles.parquet")
+
+    def segment_again(self, image, pixel_size_nm):
+        raise AssertionError("segmented again")
+
+    monkeypatch.setattr(ThresholdSegmenter, "__call__", segment_again)
+    # Other analysis parameters on the same image: the mask is the cached one.
+    assert main([*args, "--separation", "none"]) == 0
+    again = pd.read_parquet(out / "disks" / "particles.parquet")
+    assert len(again) == len(first) - 2  # the two overlapping pairs left whole
+    assert main(args) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "disks" / "particles.parquet"), first)
+    # Another pixel size, another segmenter setting, or no cache: segmented again.
+    for extra in (["--pixel-size", "0.5"], ["--polarity", "dark"], ["--no-mask-cache"]):
+        with pytest.raises(AssertionError, match="segmented again"):
+            main([*args, *extra])
+
+
 def test_pixel_size_option_overrides_file(tmp_path):
     image, _, _ = _draw_known_disks()
     src = tmp_path / "disks.tif"

@@ -88,6 +88,21 @@ class MaskCache:
         write_mask_png(folder / MASK_NAME, mask)
         write_json(folder / _KEY_NAME, self._key(image, pixel_size_nm))
 
+    def segment(
+        self, segmenter: Any, name: str, image: np.ndarray, pixel_size_nm: float
+    ) -> tuple[np.ndarray, bool]:
+        """``segmenter(image, pixel_size_nm)``, or the mask kept from an earlier call.
+
+        Returns the mask and whether it came from the cache. ``segmenter`` must be the one whose
+        ``describe()`` this cache was opened with.
+        """
+        mask = self.load(name, image, pixel_size_nm)
+        if mask is not None:
+            return mask, True
+        mask = segmenter(image, pixel_size_nm)
+        self.save(name, image, pixel_size_nm, mask)
+        return mask, False
+
 
 @dataclass(frozen=True)
 class BatchImage:
@@ -152,18 +167,17 @@ def segment_batch(
     report = BatchReport()
     for item in images:
         image = read_image(item.path)
-        mask = cache.load(item.name, image, item.pixel_size_nm) if cache else None
-        if mask is not None:
-            write_mask_png(out_dir / item.name / MASK_NAME, mask)
+        start = time.perf_counter()
+        if cache is not None:
+            mask, cached = cache.segment(segmenter, item.name, image, item.pixel_size_nm)
+        else:
+            mask, cached = segmenter(image, item.pixel_size_nm), False
+        seconds = time.perf_counter() - start
+        write_mask_png(out_dir / item.name / MASK_NAME, mask)
+        if cached:
             report.from_cache += 1
             log.info("%s: mask taken from the cache", item.name)
             continue
-        start = time.perf_counter()
-        mask = segmenter(image, item.pixel_size_nm)
-        seconds = time.perf_counter() - start
-        if cache is not None:
-            cache.save(item.name, image, item.pixel_size_nm, mask)
-        write_mask_png(out_dir / item.name / MASK_NAME, mask)
         work = megapixels(image.shape, item.pixel_size_nm) if megapixels else image.size / 1e6
         report.segmented += 1
         report.seconds += seconds

@@ -18,6 +18,8 @@ from . import __version__
 PRECISION_CHOICES = ("auto", "bf16", "fp32")
 # Mirrors pipeline.SEPARATION_METHODS, for the same reason (pipeline imports pandas).
 SEPARATION_CHOICES = ("uecs", "watershed", "none")
+# Inside --out, as the workflow keeps its masks in results/.nanomorph/masks.
+MASK_CACHE_DIR = Path(".nanomorph") / "masks"
 
 log = logging.getLogger("nanomorph")
 
@@ -217,6 +219,7 @@ def _expand_inputs(paths: Sequence[str]) -> list[Path]:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .batch import MaskCache
     from .io import MicrographError, iter_micrographs
     from .pipeline import (
         AnalysisParameters,
@@ -258,6 +261,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     segmenter_info = segmenter.describe()
     out = Path(args.out)
+    mask_cache = None if args.no_mask_cache else MaskCache(out / MASK_CACHE_DIR, segmenter_info)
     failures = 0
     n_particles = 0
     for path in tqdm(
@@ -265,7 +269,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     ):
         try:
             for micrograph in iter_micrographs(path, pixel_size_nm=args.pixel_size):
-                result = analyze_micrograph(micrograph, segmenter, params)
+                result = analyze_micrograph(micrograph, segmenter, params, mask_cache)
                 meta = image_metadata(micrograph, result, segmenter_info, params)
                 write_image_outputs(out, micrograph, result, meta)
                 n_particles += len(result.particles)
@@ -570,6 +574,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="pixel size in nm; overrides the file's calibration",
     )
     _add_segmenter_options(p)
+    p.add_argument(
+        "--no-mask-cache",
+        action="store_true",
+        help="do not keep the segmenter's masks in DIR/.nanomorph/masks (by default they are "
+        "kept, and a later run on the same images with the same segmenter settings takes them "
+        "from there: trying other analysis parameters then costs no network time)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_analysis_options(p)
     p.set_defaults(func=cmd_analyze)

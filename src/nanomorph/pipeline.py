@@ -13,13 +13,16 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
 from . import __version__
 from .io.micrograph import Micrograph, MicrographError
+
+if TYPE_CHECKING:
+    from .batch import MaskCache
 
 log = logging.getLogger(__name__)
 
@@ -371,14 +374,24 @@ def skip_reason(record: Mapping[str, Any]) -> str | None:
 
 
 def analyze_micrograph(
-    micrograph: Micrograph, segmenter: Segmenter, params: AnalysisParameters | None = None
+    micrograph: Micrograph,
+    segmenter: Segmenter,
+    params: AnalysisParameters | None = None,
+    mask_cache: MaskCache | None = None,
 ) -> AnalysisResult:
-    """Segment, despeckle, separate and measure one calibrated micrograph."""
+    """Segment, despeckle, separate and measure one calibrated micrograph.
+
+    With ``mask_cache`` (opened with this segmenter's ``describe()``), a mask the segmenter made
+    before from the same pixels is taken from it instead of segmenting again.
+    """
     from .measure import measure_particles
 
     params = params or AnalysisParameters()
     px = require_calibration(micrograph)
-    mask = segmenter(micrograph.image, px)
+    if mask_cache is not None:
+        mask, _ = mask_cache.segment(segmenter, micrograph.name, micrograph.image, px)
+    else:
+        mask = segmenter(micrograph.image, px)
     semantic, separation = postprocess(mask, px, params, image=micrograph.image)
     table = measure_particles(
         separation.particles, px, image=micrograph.name, frame=micrograph.frame
