@@ -159,6 +159,21 @@ def test_samples_are_segmented_in_batches_each_image_reading_its_own(tmp_path):
         assert image.relative_to(results / sample / "images").as_posix() in chunks[sample, chunk]
         n_postprocess += 1
     assert n_postprocess == 10
+    # Images are read batch by batch, and every later step goes before further reading, so that
+    # a batch's temporary image copies are freed while the next is read.
+    priorities = {}  # (rule, image or chunk) -> priority (0 is not printed)
+    for block in output.split("\n\n"):
+        job = re.search(r"^(?:local)?rule (\w+):", block.strip(), re.M)
+        wildcards = re.search(r"wildcards: sample=\w+, (?:image|chunk)=(\S+)", block)
+        if job and wildcards:
+            found = re.search(r"priority: (-?\d+)", block)
+            priorities[job.group(1), wildcards.group(1)] = int(found.group(1)) if found else 0
+    assert priorities["ingest", "a_001"] == priorities["ingest", "a_002"] == 0
+    assert priorities["ingest", "a_003"] == -1
+    assert priorities["ingest", "growth/frame_0004"] == -2
+    for rule in ("segment", "postprocess", "measure", "overlay"):
+        values = [v for (r, _), v in priorities.items() if r == rule]
+        assert values and min(values) > 0, rule
 
 
 def test_figures_target_dry_run():

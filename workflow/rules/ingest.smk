@@ -1,5 +1,6 @@
 rule ingest:
     """Read one micrograph (or one frame of a stack) and fix its calibration."""
+    priority: INGEST_PRIORITY
     input:
         get_source,
     output:

@@ -1,5 +1,6 @@
 rule measure:
     """One row per particle (units in the column names) and the image's metadata.json."""
+    priority: PRIORITY_AFTER_INGEST["measure"]
     input:
         separation=f"{RESULTS}/{{sample}}/images/{{image}}/separation.npz",
         micrograph=f"{RESULTS}/{{sample}}/images/{{image}}/micrograph.json",
@@ -23,6 +24,7 @@ rule measure:
 
 rule overlay:
     """The micrograph with particle outlines; separated particles in another colour."""
+    priority: PRIORITY_AFTER_INGEST["overlay"]
     input:
         image=f"{RESULTS}/{{sample}}/images/{{image}}/image.tif",
         labels=f"{RESULTS}/{{sample}}/images/{{image}}/labels.tif",

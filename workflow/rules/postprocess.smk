@@ -1,5 +1,6 @@
 rule postprocess:
     """Despeckle the semantic mask, separate touching/overlapping particles, check their contrast."""
+    priority: PRIORITY_AFTER_INGEST["postprocess"]
     input:
         chunk=get_chunk_dir,
         image=f"{RESULTS}/{{sample}}/images/{{image}}/image.tif",

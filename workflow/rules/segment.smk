@@ -1,5 +1,6 @@
 rule segment:
     """Semantic segmentation of a batch of images of one sample, loading the model once."""
+    priority: PRIORITY_AFTER_INGEST["segment"]
     input:
         images=get_chunk_images,
         micrographs=get_chunk_micrographs,
