@@ -75,6 +75,10 @@ def read_tables(results: Path) -> dict[str, pd.DataFrame]:
     """Every table the run produced, keyed by path relative to results/."""
     tables = {}
     for path in sorted(results.rglob("*")):
+        if any(part.startswith(".") for part in path.relative_to(results).parts):
+            # Not outputs: the workflow's caches, and the hidden temporary file of a write that
+            # a hard kill interrupted (.particles.<random>.tmp.parquet, never renamed).
+            continue
         if path.suffix == ".parquet":
             tables[str(path.relative_to(results))] = pd.read_parquet(path)
         elif path.suffix == ".csv" and "benchmarks" not in path.parts:
