@@ -72,21 +72,11 @@ class MaskCache:
 
     def load(self, name: str, image: np.ndarray, pixel_size_nm: float) -> np.ndarray | None:
         """The mask kept for ``name`` if it was made from this image, or ``None``."""
-        folder = self.directory / name
-        try:
-            if json.loads((folder / _KEY_NAME).read_text()) != self._key(image, pixel_size_nm):
-                return None
-            mask = read_mask_png(folder / MASK_NAME)
-        except (OSError, ValueError):
-            return None
-        return mask if mask.shape == image.shape[-2:] else None
+        return self._load(name, self._key(image, pixel_size_nm), image.shape[-2:])
 
     def save(self, name: str, image: np.ndarray, pixel_size_nm: float, mask: np.ndarray) -> None:
         """Keep ``mask``; its key is written last, so a half-saved one is absent."""
-        folder = self.directory / name
-        (folder / _KEY_NAME).unlink(missing_ok=True)
-        write_mask_png(folder / MASK_NAME, mask)
-        write_json(folder / _KEY_NAME, self._key(image, pixel_size_nm))
+        self._save(name, self._key(image, pixel_size_nm), mask)
 
     def segment(
         self, segmenter: Any, name: str, image: np.ndarray, pixel_size_nm: float
@@ -96,12 +86,29 @@ class MaskCache:
         Returns the mask and whether it came from the cache. ``segmenter`` must be the one whose
         ``describe()`` this cache was opened with.
         """
-        mask = self.load(name, image, pixel_size_nm)
+        key = self._key(image, pixel_size_nm)  # the pixels' checksum, once per image
+        mask = self._load(name, key, image.shape[-2:])
         if mask is not None:
             return mask, True
         mask = segmenter(image, pixel_size_nm)
-        self.save(name, image, pixel_size_nm, mask)
+        self._save(name, key, mask)
         return mask, False
+
+    def _load(self, name: str, key: dict[str, Any], shape: tuple[int, ...]) -> np.ndarray | None:
+        folder = self.directory / name
+        try:
+            if json.loads((folder / _KEY_NAME).read_text()) != key:
+                return None
+            mask = read_mask_png(folder / MASK_NAME)
+        except (OSError, ValueError):
+            return None
+        return mask if mask.shape == tuple(shape) else None
+
+    def _save(self, name: str, key: dict[str, Any], mask: np.ndarray) -> None:
+        folder = self.directory / name
+        (folder / _KEY_NAME).unlink(missing_ok=True)
+        write_mask_png(folder / MASK_NAME, mask)
+        write_json(folder / _KEY_NAME, key)
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,6 @@ def segment_batch(
     out_dir: str | Path,
     *,
     cache_dir: str | Path | None = None,
-    read_image: Callable[[Path], np.ndarray] | None = None,
     megapixels: Callable[[tuple[int, ...], float], float] | None = None,
 ) -> BatchReport:
     """Write ``out_dir/<name>/mask.png`` for each image, then ``out_dir/segmenter.json``.
@@ -152,21 +158,17 @@ def segment_batch(
         Where each image's mask is kept (:class:`MaskCache`); a mask made before from the same
         pixels by the same segmenter is taken from there instead of segmenting again, also by a
         batch that failed partway and is run again. ``None``: no cache.
-    read_image
-        Reads an image file (default: ``tifffile.imread``).
     megapixels
         The work of an image of this shape and pixel size, for the report (default: its pixels).
     """
-    if read_image is None:
-        import tifffile
+    import tifffile
 
-        read_image = tifffile.imread
     out_dir = Path(out_dir)
     description = segmenter.describe()
     cache = MaskCache(cache_dir, description) if cache_dir is not None else None
     report = BatchReport()
     for item in images:
-        image = read_image(item.path)
+        image = tifffile.imread(item.path)
         start = time.perf_counter()
         if cache is not None:
             mask, cached = cache.segment(segmenter, item.name, image, item.pixel_size_nm)
