@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,14 @@ import torch
 from bench_record import save_record
 
 from nanomorph.batch import BatchImage, segment_batch
-from nanomorph.io import write_calibrated_tiff
+from nanomorph.io import read_frame, write_calibrated_tiff
 from nanomorph.pipeline import make_segmenter
 from nanomorph.simulate import simulate_micrograph
+
+
+def read_image(path: Path) -> np.ndarray:
+    """The pixels as a segmentation job reads them (from the source file, frame by frame)."""
+    return read_frame(path, 0).image
 
 
 def main() -> None:
@@ -52,7 +58,7 @@ def main() -> None:
             path = write_calibrated_tiff(
                 folder / f"img_{index}.tif", sim.image.astype(np.float32), args.pixel_size
             )
-            images.append(BatchImage(f"img_{index}", path, args.pixel_size))
+            images.append(BatchImage(f"img_{index}", partial(read_image, path), args.pixel_size))
         cache = folder / "cache"
         for run, cache_dir in (
             ("first run (segmented, masks cached)", cache),

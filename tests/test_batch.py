@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
@@ -37,7 +38,7 @@ def make_images(folder, n: int = 4) -> list[BatchImage]:
         image[0, 0] = index  # tells the segmenter which image it has
         path = folder / f"img_{index}.tif"
         tifffile.imwrite(path, image)
-        images.append(BatchImage(f"img_{index}", path, 0.5))
+        images.append(BatchImage(f"img_{index}", partial(tifffile.imread, path), 0.5))
     return images
 
 
@@ -137,7 +138,7 @@ def test_pixels_checksum_sees_values_shape_and_type():
 
 def test_frames_of_a_stack_keep_their_folders(tmp_path):
     frames = [
-        BatchImage(f"stack/frame_{index:04d}", item.path, item.pixel_size_nm)
+        BatchImage(f"stack/frame_{index:04d}", item.read, item.pixel_size_nm)
         for index, item in enumerate(make_images(tmp_path, n=2))
     ]
     cache = tmp_path / "cache"

@@ -2,9 +2,17 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import tifffile
 
-from nanomorph.pipeline import skip_reason, skipped_image_record
+from nanomorph.io import MicrographError, read_frame, write_calibrated_tiff
+from nanomorph.pipeline import (
+    ingested_image_record,
+    read_recorded_image,
+    skip_reason,
+    skipped_image_record,
+)
 
 
 def test_skipped_image_record_carries_the_reason_and_no_calibration():
@@ -22,3 +30,47 @@ def test_an_image_read_normally_has_no_skip_reason():
 def test_a_skip_needs_a_reason():
     with pytest.raises(ValueError, match="reason"):
         skipped_image_record("a", "a.tif", None, "")
+
+
+# ------------------------------------------------------------------ reading an image again
+def stack(n_frames: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 4000, (n_frames, 12, 16)).astype(np.uint16)
+
+
+def test_recorded_frame_is_read_again_as_it_was_read(tmp_path):
+    path = write_calibrated_tiff(tmp_path / "series.tif", stack(), 0.25)
+    micrograph = read_frame(path, 2)
+    record = ingested_image_record(micrograph)
+    assert json.loads(json.dumps(record)) == record  # written as micrograph.json
+    assert record["frame"] == 2 and record["pixel_size_nm"] == pytest.approx(0.25)
+    again = read_recorded_image(record)
+    assert again.dtype == np.float32
+    np.testing.assert_array_equal(again, stack()[2])
+
+
+def test_a_pixel_size_given_by_the_user_is_given_again(tmp_path):
+    # A TIFF without a calibration reads only with the pixel size the sample sheet gives.
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, stack(1)[0])
+    micrograph = read_frame(path, 0, pixel_size_nm=0.4)
+    record = ingested_image_record(micrograph)
+    assert record["calibration_source"] == "user"
+    np.testing.assert_array_equal(read_recorded_image(record), stack(1)[0])
+
+
+def test_a_file_changed_since_it_was_read_is_refused(tmp_path):
+    path = write_calibrated_tiff(tmp_path / "a.tif", stack(1)[0], 0.25)
+    record = ingested_image_record(read_frame(path, 0))
+    write_calibrated_tiff(path, stack(1)[0] + 1, 0.25)
+    with pytest.raises(MicrographError, match=r"a\.tif: changed since it was read"):
+        read_recorded_image(record)
+    path.unlink()
+    with pytest.raises(MicrographError, match=r"a\.tif"):
+        read_recorded_image(record)
+
+
+def test_a_skipped_image_has_no_pixels_to_read():
+    record = skipped_image_record("a", "data/a.tif", None, "data/a.tif: cut short")
+    with pytest.raises(MicrographError, match="skipped when read"):
+        read_recorded_image(record)

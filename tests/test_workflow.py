@@ -142,7 +142,7 @@ def test_samples_are_segmented_in_batches_each_image_reading_its_own(tmp_path):
         chunks[sample, int(chunk)] = {
             Path(f).parent.relative_to(results / sample / "images").as_posix()
             for f in inputs
-            if f.endswith("image.tif")
+            if f.endswith("micrograph.json")
         }
     # The default sheet: 3 + 2 images and a 5-frame series, in acquisition order.
     assert chunks == {
@@ -157,14 +157,14 @@ def test_samples_are_segmented_in_batches_each_image_reading_its_own(tmp_path):
     for block in output.split("rule postprocess:")[1:]:
         inputs = re.search(r"input: (.*)", block).group(1).split(", ")
         chunk_dir = Path(next(f for f in inputs if "/segment/chunk_" in f))
-        image = Path(next(f for f in inputs if f.endswith("image.tif"))).parent
+        image = Path(next(f for f in inputs if f.endswith("micrograph.json"))).parent
         sample = chunk_dir.parent.parent.name
         chunk = int(chunk_dir.name.removeprefix("chunk_"))
         assert image.relative_to(results / sample / "images").as_posix() in chunks[sample, chunk]
         n_postprocess += 1
     assert n_postprocess == 10
     # Images are read batch by batch, and every later step goes before further reading, so that
-    # a batch's temporary image copies are freed while the next is read.
+    # a batch is segmented as soon as it is read.
     priorities = {}  # (rule, image or chunk) -> priority (0 is not printed)
     for block in output.split("\n\n"):
         job = re.search(r"^(?:local)?rule (\w+):", block.strip(), re.M)
@@ -277,8 +277,8 @@ def test_every_output_exists(finished_run):
         for name in names:
             for file in per_image:
                 assert (finished_run / sample / "images" / name / file).is_file(), (name, file)
-            # Intermediates are temporary.
-            assert not (finished_run / sample / "images" / name / "image.tif").exists()
+            # Intermediates are temporary, and no copy of the pixels is kept.
+            assert not (finished_run / sample / "images" / name / "micrograph.json").exists()
         for file in (
             "particles.parquet",
             "particles.csv",
@@ -298,6 +298,8 @@ def test_every_output_exists(finished_run):
     ):
         assert (finished_run / "growth" / file).is_file(), file
     assert (finished_run / "summary.csv").is_file()
+    # Pixels are read from the micrographs' own files, never copied (labels.tif is an output).
+    assert [p for p in finished_run.rglob("*.tif") if p.name != "labels.tif"] == []
     assert (finished_run / "figures" / "comparison.png").is_file()
     assert not (finished_run / "catalyst_a" / "segment").exists()
     # Every mask is kept for reuse, beside what identifies the pixels and segmenter it came from.
@@ -426,20 +428,32 @@ def test_rerun_after_deleting_outputs_gives_identical_tables(finished_run):
 
 
 def test_failed_segmentation_job_resumes_from_the_masks_it_made(finished_run, tmp_path):
-    # A segmentation job that fails partway (here: an unreadable second image) keeps the masks
-    # it made outside its output, which Snakemake deletes; the retry segments only the rest.
+    # A segmentation job that fails partway (here: its second image's file replaced after it was
+    # read, its time kept so that Snakemake does not read it again) keeps the masks it made
+    # outside its output, which Snakemake deletes; the retry segments only the rest.
+    data = tmp_path / "data"
+    shutil.copytree(REPO / "resources/example/catalyst_a", data)
     workdir = make_workdir(tmp_path / "failed")
+    sheet = workdir / "config/samples.tsv"
+    sheet.write_text(
+        re.sub(r"\ncatalyst_a\t[^\t]*\t", f"\ncatalyst_a\t{data}\t", sheet.read_text())
+    )
     run_workflow(workdir, "--until", "ingest", "--notemp")
-    broken = workdir / "results/catalyst_a/images/a_002/image.tif"
-    pixels = broken.read_bytes()
-    broken.write_bytes(b"not a TIFF")
+    replaced = data / "a_002.tif"
+    pixels, times = replaced.read_bytes(), replaced.stat()
+    replaced.write_bytes((data / "a_001.tif").read_bytes())
+    os.utime(replaced, ns=(times.st_atime_ns, times.st_mtime_ns))
     failed = run_workflow(workdir, "--until", "segment", "--notemp", check=False)
     assert failed.returncode != 0
+    log = (workdir / "results/logs/segment/catalyst_a/chunk_0.log").read_text()
+    # The image is read again from its file, checked against what was read before.
+    assert f"{replaced}: changed since it was read" in log
     assert not (workdir / "results/catalyst_a/segment/chunk_0").exists()
     cache = workdir / "results/.nanomorph/masks/catalyst_a"
     assert (cache / "a_001/mask.png").exists()
     assert not (cache / "a_002").exists()
-    broken.write_bytes(pixels)
+    replaced.write_bytes(pixels)
+    os.utime(replaced, ns=(times.st_atime_ns, times.st_mtime_ns))
     run_workflow(workdir)
     log = (workdir / "results/logs/segment/catalyst_a/chunk_0.log").read_text()
     assert "1 of 3 images' masks taken from the cache" in log

@@ -113,10 +113,12 @@ class MaskCache:
 
 @dataclass(frozen=True)
 class BatchImage:
-    """One image of a batch: its name in the output folder, its file and its pixel size."""
+    """One image of a batch: its name in the output folder, how to read its pixels (called once,
+    when the batch reaches it, so a batch holds one image in memory at a time) and its pixel
+    size."""
 
     name: str
-    path: Path
+    read: Callable[[], np.ndarray]
     pixel_size_nm: float
 
 
@@ -161,14 +163,12 @@ def segment_batch(
     megapixels
         The work of an image of this shape and pixel size, for the report (default: its pixels).
     """
-    import tifffile
-
     out_dir = Path(out_dir)
     description = segmenter.describe()
     cache = MaskCache(cache_dir, description) if cache_dir is not None else None
     report = BatchReport()
     for item in images:
-        image = tifffile.imread(item.path)
+        image = item.read()
         start = time.perf_counter()
         if cache is not None:
             mask, cached = cache.segment(segmenter, item.name, image, item.pixel_size_nm)

@@ -107,20 +107,6 @@ def read_labels_tif(path: str | Path) -> np.ndarray:
     return np.asarray(tifffile.imread(path), dtype=np.uint32)
 
 
-def write_image_tif(path: str | Path, image: np.ndarray, pixel_size_nm: float | None) -> None:
-    """Write a float32 micrograph as a compressed, ImageJ-calibrated TIFF (unit nm)."""
-    import tifffile
-
-    data = np.asarray(image, dtype=np.float32)
-    kwargs: dict[str, Any] = {"compression": "zlib"}
-    if pixel_size_nm:
-        kwargs["resolution"] = (1.0 / pixel_size_nm, 1.0 / pixel_size_nm)
-        kwargs["metadata"] = {"unit": "nm"}
-        kwargs["imagej"] = True
-    with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, data, **kwargs)
-
-
 def write_table(
     df: pd.DataFrame,
     parquet_path: str | Path | None = None,

@@ -347,6 +347,59 @@ def require_calibration(micrograph: Micrograph) -> float:
     return float(px)
 
 
+def ingested_image_record(micrograph: Micrograph) -> dict[str, Any]:
+    """What the workflow records for an image it has read and found calibrated.
+
+    The record (the image's ``micrograph.json``) keeps no pixels: the steps that need them read
+    them again from the source file (:func:`read_recorded_image`), which is cheaper than a copy
+    of every image in float32 and needs no disk space for one.  ``pixels_sha256`` lets them check
+    that the file still holds the pixels this record describes.
+    """
+    from .batch import pixels_sha256
+
+    return {
+        "name": micrograph.name,
+        **micrograph.metadata(),
+        "pixels_sha256": pixels_sha256(np.asarray(micrograph.image, dtype=np.float32)),
+    }
+
+
+def read_recorded_image(record: Mapping[str, Any]) -> np.ndarray:
+    """The pixels of an image that :func:`ingested_image_record` describes, read again from its
+    source file (the same frame, the same pixel size given by the user, if any).
+
+    Returns
+    -------
+    ndarray
+        float32, 2-D: the pixels the record was made from.
+
+    Raises
+    ------
+    MicrographError
+        If the image was skipped, the file cannot be read any more, or it no longer holds the
+        same pixels (changed after it was read: run the workflow again to read it anew).
+    """
+    from .batch import pixels_sha256
+    from .io import read_frame
+
+    source = Path(str(record["source"]))
+    skipped = skip_reason(record)
+    if skipped is not None:
+        raise MicrographError(source, f"was skipped when read ({skipped}); it has no pixels")
+    frame = record.get("frame")
+    given = record["pixel_size_nm"] if record.get("calibration_source") == "user" else None
+    image = np.asarray(read_frame(source, frame or 0, pixel_size_nm=given).image, np.float32)
+    expected = record.get("pixels_sha256")
+    if expected is not None and pixels_sha256(image) != expected:
+        where = "" if frame is None else f" (frame {frame})"
+        raise MicrographError(
+            source,
+            f"changed since it was read{where}: its pixels are not the ones recorded; "
+            "run the workflow again to read it anew",
+        )
+    return image
+
+
 def skipped_image_record(
     name: str, source: str | Path, frame: int | None, reason: str
 ) -> dict[str, Any]:

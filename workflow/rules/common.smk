@@ -146,13 +146,11 @@ def chunk_of(sample, image):
         raise ValueError(f"image {image!r} is not part of sample {sample!r}") from None
 
 
-# Job order. Each image's float32 copy (image.tif, temporary) lives from reading until its last
-# per-image step, so reading every image first would hold a whole sample's copies on disk at
-# once (30,000 images of 4096^2: 2 TB). Later steps go first whenever they can run, and images
-# are read batch by batch, so that a batch is segmented and its copies freed while the next is
-# read. A job waiting for more cores than are free (segment, threads 4) does not hold the others
-# back, so on a local run with few cores this orders the reading only (README, "Temporary
-# images").
+# Job order: images are read batch by batch and every later step goes before further reading
+# whenever it can run, so that a batch's segmentation (on a cluster, a GPU job) starts as soon as
+# that batch is read, not after every image of the sample, and results come batch by batch.
+# Nothing large waits on disk meanwhile: reading keeps no copy of the pixels (later steps read
+# the micrograph's own file again), only each image's small record and masks.
 PRIORITY_AFTER_INGEST = {"segment": 1, "postprocess": 2, "measure": 3, "overlay": 4}
 
 
@@ -319,23 +317,24 @@ def _file_megabytes_per_frame(wildcards):
     return os.path.getsize(source) / 1e6 / _frames_per_file()[source]
 
 
-# Before segmentation has run a per-image step's image is not there (a dry run).
+# Before ingest has run a per-image step's image size is not known (a dry run).
 PER_IMAGE_RUNTIME_UNKNOWN_MIN = 10
 
 
 def _image_megapixels(wildcards):
-    """Megapixels of an image from its image.tif's header, or None before ingest wrote it."""
-    import tifffile
-
-    # The step's own input, or (measure) there until overlay has used it.
-    path = Path(image_dir(wildcards.sample, wildcards.image)) / "image.tif"
-    if path not in _IMAGE_MEGAPIXELS:
-        if not path.is_file():
+    """Megapixels of an image from what ingest recorded (micrograph.json, until measure has
+    used it; then metadata.json, which overlay reads), or None before ingest has run."""
+    folder = Path(image_dir(wildcards.sample, wildcards.image))
+    if folder not in _IMAGE_MEGAPIXELS:
+        for name in ("micrograph.json", "metadata.json"):
+            path = folder / name
+            if path.is_file():
+                break
+        else:
             return None
-        with tifffile.TiffFile(path) as tif:
-            height, width = tif.series[0].shape[-2:]
-        _IMAGE_MEGAPIXELS[path] = height * width / 1e6
-    return _IMAGE_MEGAPIXELS[path]
+        height, width = json.loads(path.read_text()).get("shape", [0, 0])[-2:]
+        _IMAGE_MEGAPIXELS[folder] = height * width / 1e6
+    return _IMAGE_MEGAPIXELS[folder]
 
 
 def per_image_runtime(step):
@@ -404,8 +403,10 @@ def get_chunk_names(wildcards):
     return _chunks(wildcards.sample)[int(wildcards.chunk)]
 
 
-def get_chunk_images(wildcards):
-    return [f"{image_dir(wildcards.sample, n)}/image.tif" for n in get_chunk_names(wildcards)]
+def get_chunk_sources(wildcards):
+    # Frames of one series share a file: each file once.
+    images = IMAGES[wildcards.sample]
+    return list(dict.fromkeys(images[name][0] for name in get_chunk_names(wildcards)))
 
 
 def get_chunk_micrographs(wildcards):

@@ -4,8 +4,7 @@ rule ingest:
     input:
         get_source,
     output:
-        image=temp(f"{RESULTS}/{{sample}}/images/{{image}}/image.tif"),
-        micrograph=temp(f"{RESULTS}/{{sample}}/images/{{image}}/micrograph.json"),
+        temp(f"{RESULTS}/{{sample}}/images/{{image}}/micrograph.json"),
     params:
         frame=get_frame,
         pixel_size_nm=get_pixel_size,

@@ -26,7 +26,8 @@ rule overlay:
     """The micrograph with particle outlines; separated particles in another colour."""
     priority: PRIORITY_AFTER_INGEST["overlay"]
     input:
-        image=f"{RESULTS}/{{sample}}/images/{{image}}/image.tif",
+        # Drawn on: read again from the micrograph's own file, as metadata.json records it.
+        source=get_source,
         labels=f"{RESULTS}/{{sample}}/images/{{image}}/labels.tif",
         particles=f"{RESULTS}/{{sample}}/images/{{image}}/particles.parquet",
         metadata=f"{RESULTS}/{{sample}}/images/{{image}}/metadata.json",

@@ -3,7 +3,8 @@ rule postprocess:
     priority: PRIORITY_AFTER_INGEST["postprocess"]
     input:
         chunk=get_chunk_dir,
-        image=f"{RESULTS}/{{sample}}/images/{{image}}/image.tif",
+        # Read (for the contrast check of a declared polarity) from the micrograph's own file.
+        source=get_source,
         micrograph=f"{RESULTS}/{{sample}}/images/{{image}}/micrograph.json",
     output:
         segmentation=f"{RESULTS}/{{sample}}/images/{{image}}/segmentation.png",

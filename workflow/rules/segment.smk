@@ -2,7 +2,8 @@ rule segment:
     """Semantic segmentation of a batch of images of one sample, loading the model once."""
     priority: PRIORITY_AFTER_INGEST["segment"]
     input:
-        images=get_chunk_images,
+        # The pixels are read from the micrographs' own files (no copy is kept).
+        sources=get_chunk_sources,
         micrographs=get_chunk_micrographs,
     output:
         temp(directory(f"{RESULTS}/{{sample}}/segment/chunk_{{chunk}}")),

@@ -1,13 +1,19 @@
-"""Read one micrograph (or one frame of a stack), check its calibration, store it as TIFF + JSON."""
+"""Read one micrograph (or one frame of a stack), check its calibration, record it as JSON.
+
+No copy of the pixels is kept: later steps read them again from the source file
+(nanomorph.pipeline.read_recorded_image), checked against the record's checksum.
+"""
 
 import logging
 import sys
 
-import numpy as np
-
 from nanomorph.io import MicrographError, read_frame
-from nanomorph.outputs import write_image_tif, write_json
-from nanomorph.pipeline import require_calibration, skipped_image_record
+from nanomorph.outputs import write_json
+from nanomorph.pipeline import (
+    ingested_image_record,
+    require_calibration,
+    skipped_image_record,
+)
 
 # Snakemake's `script:` directive injects the `snakemake` object.
 smk = snakemake  # noqa: F821
@@ -27,9 +33,8 @@ except MicrographError as error:
     # unreadable_images: skip. Later steps see the record and write empty outputs; the image's
     # metadata.json and the sample's summary say it was skipped and why.
     logging.warning("skipped: %s", error)
-    write_image_tif(smk.output.image, np.zeros((1, 1), np.float32), None)
     write_json(
-        smk.output.micrograph,
+        smk.output[0],
         skipped_image_record(smk.wildcards.image, source, frame, str(error)),
     )
 else:
@@ -40,5 +45,4 @@ else:
         pixel_size_nm,
         micrograph.calibration_source,
     )
-    write_image_tif(smk.output.image, micrograph.image, pixel_size_nm)
-    write_json(smk.output.micrograph, {"name": micrograph.name, **micrograph.metadata()})
+    write_json(smk.output[0], ingested_image_record(micrograph))

@@ -5,10 +5,8 @@ import logging
 import sys
 from pathlib import Path
 
-import tifffile
-
 from nanomorph.outputs import read_labels_tif, read_table
-from nanomorph.pipeline import skip_reason
+from nanomorph.pipeline import read_recorded_image, skip_reason
 from nanomorph.plots import save_overlay, save_skipped_image_note
 
 # Snakemake's `script:` directive injects the `snakemake` object.
@@ -16,7 +14,8 @@ smk = snakemake  # noqa: F821
 sys.stderr = open(smk.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 
-skipped = skip_reason(json.loads(Path(smk.input.metadata).read_text()))
+metadata = json.loads(Path(smk.input.metadata).read_text())
+skipped = skip_reason(metadata)
 if skipped is not None:
     # Skipped at ingest (unreadable_images: skip): no pixels to draw on; say why instead.
     save_skipped_image_note(smk.output[0], smk.wildcards.image, skipped)
@@ -25,7 +24,7 @@ else:
     separated = particles.loc[particles["separated"].astype(bool), "particle_id"]
     save_overlay(
         smk.output[0],
-        tifffile.imread(smk.input.image),
+        read_recorded_image(metadata),
         read_labels_tif(smk.input.labels),
         particles=particles,
         separated_ids={int(i) for i in separated},

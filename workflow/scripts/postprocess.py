@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 from nanomorph.outputs import (
     atomic_path,
@@ -15,7 +14,12 @@ from nanomorph.outputs import (
     write_labels_tif,
     write_mask_png,
 )
-from nanomorph.pipeline import AnalysisParameters, postprocess, skip_reason
+from nanomorph.pipeline import (
+    AnalysisParameters,
+    postprocess,
+    read_recorded_image,
+    skip_reason,
+)
 from nanomorph.separate import Separation
 
 # Snakemake's `script:` directive injects the `snakemake` object.
@@ -38,7 +42,7 @@ else:
     pixel_size_nm = record["pixel_size_nm"]
     mask = read_mask_png(chunk / image / "mask.png")
     # The image is read only for the contrast check, which a declared polarity switches on.
-    image_pixels = tifffile.imread(smk.input.image) if params.polarity != "auto" else None
+    image_pixels = read_recorded_image(record) if params.polarity != "auto" else None
     semantic, separation = postprocess(mask, pixel_size_nm, params, image=image_pixels)
     logging.info(
         "%s: %d particles, %d excluded", image, len(separation.particles), separation.n_excluded

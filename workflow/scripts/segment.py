@@ -4,10 +4,11 @@ made before from the same pixels by the same segmenter come from the cache (nano
 import json
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 from nanomorph.batch import BatchImage, segment_batch
-from nanomorph.pipeline import make_segmenter, skip_reason
+from nanomorph.pipeline import make_segmenter, read_recorded_image, skip_reason
 
 # Snakemake's `script:` directive injects the `snakemake` object.
 smk = snakemake  # noqa: F821
@@ -31,13 +32,14 @@ if settings.get("tile_size") and network is not None and hasattr(network, "tile_
     network.tile_size = int(settings["tile_size"])
 
 images = []
-for name, image_path, meta_path in zip(
-    smk.params.names, smk.input.images, smk.input.micrographs, strict=True
-):
+for name, meta_path in zip(smk.params.names, smk.input.micrographs, strict=True):
     record = json.loads(Path(meta_path).read_text())
     # An image ingest skipped (unreadable_images: skip) has no mask; postprocess knows why.
     if skip_reason(record) is None:
-        images.append(BatchImage(name, Path(image_path), record["pixel_size_nm"]))
+        # Read from its own file when the batch reaches it, as ingest recorded it.
+        images.append(
+            BatchImage(name, partial(read_recorded_image, record), record["pixel_size_nm"])
+        )
 report = segment_batch(
     segmenter,
     images,
