@@ -147,10 +147,10 @@ def chunk_of(sample, image):
 
 
 # Job order: images are read batch by batch and every later step goes before further reading
-# whenever it can run, so that a batch's segmentation (on a cluster, a GPU job) starts as soon as
-# that batch is read, not after every image of the sample, and results come batch by batch.
-# Nothing large waits on disk meanwhile: reading keeps no copy of the pixels (later steps read
-# the micrograph's own file again), only each image's small record and masks.
+# whenever it can run, so that results come batch by batch where more jobs are ready than can
+# run (the cores of a local run, the cluster profile's `jobs`). Nothing large waits on disk
+# meanwhile: reading keeps no copy of the pixels (later steps read the micrograph's own file
+# again), only each image's small record and masks (README, "No copies of the images").
 PRIORITY_AFTER_INGEST = {"segment": 1, "postprocess": 2, "measure": 3, "overlay": 4}
 
 
