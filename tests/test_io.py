@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -333,6 +334,18 @@ def test_random_bytes_give_a_clear_error(tmp_path: Path, suffix: str):
     message = str(info.value)
     assert message.startswith(str(path) + ": ")
     assert "\n" not in message
+
+
+def test_a_file_cut_short_is_one_error_not_the_library_log(tmp_path: Path, caplog):
+    # A copy that stopped partway: the header is there, the pixels are not.
+    whole = nio.write_calibrated_tiff(tmp_path / "whole.tif", _test_image(shape=(64, 64)), 1.0)
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[:3000])
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(MicrographError, match=r"cut\.tif: cannot be read as a TIFF file"):
+        nio.read_frame(cut, 0)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("tifffile")] == []
+    assert logging.getLogger("tifffile").level == logging.NOTSET  # put back after reading
 
 
 def test_bad_arguments(tmp_path: Path):

@@ -26,6 +26,7 @@ the reason, so callers never see a library traceback.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -110,6 +111,11 @@ def _check_arguments(
 @contextlib.contextmanager
 def _read_errors(path: Path, format_name: str) -> Iterator[None]:
     """Re-raise anything a format library throws as a MicrographError naming the file."""
+    # tifffile logs its complaint about a damaged file (twice for one cut short) before it
+    # raises; the MicrographError below says it once, with the file's name.
+    tifffile_log = logging.getLogger("tifffile")
+    level = tifffile_log.level
+    tifffile_log.setLevel(logging.CRITICAL)
     try:
         yield
     except MicrographError:
@@ -120,6 +126,8 @@ def _read_errors(path: Path, format_name: str) -> Iterator[None]:
         raise MicrographError(
             path, f"cannot be read as a {format_name} file ({type(exc).__name__}: {exc})"
         ) from exc
+    finally:
+        tifffile_log.setLevel(level)
 
 
 def _guarded(path: Path, format_name: str, frames: Iterator[Micrograph]) -> Iterator[Micrograph]:
