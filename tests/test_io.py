@@ -334,6 +334,8 @@ def test_random_bytes_give_a_clear_error(tmp_path: Path, suffix: str):
     message = str(info.value)
     assert message.startswith(str(path) + ": ")
     assert "\n" not in message
+    if suffix == ".emd":
+        assert "cannot be read as an EMD" in message
 
 
 def test_a_file_cut_short_is_one_error_not_the_library_log(tmp_path: Path, caplog):

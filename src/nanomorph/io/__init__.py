@@ -108,6 +108,10 @@ def _check_arguments(
     return path, name, reader
 
 
+def _article(format_name: str) -> str:
+    return "an" if format_name[0] in "AEIOU" else "a"  # "an EMD (Velox or Berkeley) file"
+
+
 @contextlib.contextmanager
 def _read_errors(path: Path, format_name: str) -> Iterator[None]:
     """Re-raise anything a format library throws as a MicrographError naming the file."""
@@ -124,7 +128,9 @@ def _read_errors(path: Path, format_name: str) -> Iterator[None]:
         raise MicrographError(path, "is too large to load into memory") from exc
     except Exception as exc:  # noqa: BLE001 - the public contract is one clear error type
         raise MicrographError(
-            path, f"cannot be read as a {format_name} file ({type(exc).__name__}: {exc})"
+            path,
+            f"cannot be read as {_article(format_name)} {format_name} file "
+            f"({type(exc).__name__}: {exc})",
         ) from exc
     finally:
         tifffile_log.setLevel(level)
