@@ -289,3 +289,44 @@ def test_declared_polarity_needs_the_image():
         postprocess(mask, PX, AnalysisParameters(polarity="dark"))
     with pytest.raises(ValueError, match="polarity"):
         AnalysisParameters(polarity="grey")
+
+
+def test_peak_count_short_cut_agrees_with_the_full_h_maxima():
+    # The overlap test asks only whether there are two distance-transform peaks; a region whose
+    # distance transform has fewer than two regional maxima is answered without the (slow)
+    # reconstruction. The answer must be the same on any shape: discs, ellipses, noise blobs.
+    from scipy import ndimage as ndi
+
+    from nanomorph.separate import _dt_maxima
+
+    rng = np.random.default_rng(7)
+    answers = []
+    for trial in range(400):
+        height, width = rng.integers(3, 50, 2)
+        mask = np.zeros((height, width), bool)
+        for _ in range(rng.integers(1, 4)):
+            if trial % 3 == 0:
+                centre = (rng.uniform(0, height), rng.uniform(0, width))
+                mask[disk(centre, rng.uniform(1, 12), shape=mask.shape)] = True
+            elif trial % 3 == 1:
+                mask[
+                    ellipse(
+                        rng.uniform(0, height),
+                        rng.uniform(0, width),
+                        rng.uniform(1, 10),
+                        rng.uniform(1, 16),
+                        shape=mask.shape,
+                        rotation=rng.uniform(0, np.pi),
+                    )
+                ] = True
+            else:
+                mask |= rng.random((height, width)) < 0.6
+        if not mask.any():
+            continue
+        filled = np.pad(ndi.binary_fill_holes(mask), 1)
+        for dynamic in (0.5, 1.0, 2.5):
+            full = _dt_maxima(filled, dynamic)[1]
+            short = _dt_maxima(filled, dynamic, at_least=2)[1]
+            assert (full >= 2) == (short >= 2), (trial, dynamic)
+            answers.append(full >= 2)
+    assert 0.2 < np.mean(answers) < 0.8  # both answers well represented
