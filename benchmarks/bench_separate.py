@@ -152,7 +152,9 @@ def split_rates(seed: int, n_pairs: int, n_singles: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/separate.json"))
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "separate.json"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--singles", type=int, default=100)
