@@ -166,3 +166,24 @@ def test_contrast_to_surroundings_is_the_rose_criterion():
 def test_contrast_without_a_ring_is_nan():
     labels = np.ones((10, 10), np.int64)
     assert np.isnan(contrast_to_surroundings(np.zeros((10, 10)), labels, labels > 0)[1])
+
+
+def test_convexity_the_separation_computed_is_reused_and_is_the_same():
+    # Two overlapping discs (split) and a lone disc (left whole): the overlap test computed each
+    # final particle's convexity on exactly its pixels, so measuring need not compute it again.
+    from nanomorph.separate import convexity
+
+    mask = np.zeros((90, 200), bool)
+    mask[disk((45, 40), 20)] = True
+    mask[disk((45, 72), 20)] = True
+    mask[disk((45, 150), 18)] = True
+    particles = separate(mask, pixel_size_nm=0.1).particles
+    assert sorted(p.separated for p in particles) == [False, True, True]
+    for particle in particles:
+        assert particle.convexity == convexity(particle.mask)
+    table = measure_particles(particles, 0.1)
+    assert list(table["convexity"]) == [p.convexity for p in particles]
+    # Measured from the pixels where the separation left none (a particle made by hand).
+    lone = Particle(mask=mask[25:66, 130:171], offset=(25, 130))
+    assert lone.convexity is None
+    assert measure_particles([lone], 0.1)["convexity"].iloc[0] == convexity(lone.mask)

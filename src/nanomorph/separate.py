@@ -131,6 +131,9 @@ class Particle:
         UECS marker, or a single watershed basin).
     touches_edge : bool
         True if the particle has a pixel in the image's first or last row or column.
+    convexity : float or None
+        :func:`convexity` of these pixels where the overlap test already computed it (None
+        elsewhere); the measurement takes it from here instead of computing it again.
     """
 
     mask: np.ndarray
@@ -138,6 +141,7 @@ class Particle:
     separated: bool = False
     nonconvex: bool = False
     touches_edge: bool = False
+    convexity: float | None = None
 
 
 @dataclass
@@ -304,15 +308,19 @@ class _Test:
 
     def fails(self, region: np.ndarray) -> bool:
         """True if `region` (bool, any crop) looks like overlapping particles."""
+        return self.assess(region)[0]
+
+    def assess(self, region: np.ndarray) -> tuple[bool, float]:
+        """Whether `region` fails the test, and its convexity (:func:`convexity`)."""
         filled = _filled_padded(region)
         conv, hull = _convexity_of_filled(filled)
         if conv < self.convexity_threshold:
-            return True
+            return True, conv
         if self.overlap_test == "paper":
-            return False
+            return False, conv
         if filled.sum() / hull.sum() < self.solidity_threshold:
-            return True
-        return _dt_maxima(filled, self.dt_peak_dynamic_px, at_least=2)[1] >= 2
+            return True, conv
+        return _dt_maxima(filled, self.dt_peak_dynamic_px, at_least=2)[1] >= 2, conv
 
 
 def _tight(mask: np.ndarray, origin: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
@@ -506,21 +514,23 @@ def separate(
     reasons = dict.fromkeys(EXCLUSION_REASONS, 0)
     height, width = mask.shape
     regions, _ = ndi.label(mask, structure=_CONNECT8)
-    found: list[tuple[np.ndarray, tuple[int, int], bool, bool]] = []
+    # (crop, origin, separated, nonconvex, convexity where the overlap test computed it)
+    found: list[tuple[np.ndarray, tuple[int, int], bool, bool, float | None]] = []
 
     for index, sl in enumerate(ndi.find_objects(regions), start=1):
         if sl is None:
             continue
         region = np.pad(regions[sl] == index, _PAD)
         origin = (sl[0].start - _PAD, sl[1].start - _PAD)
-        if not test.fails(region):
-            found.append((region, origin, False, False))
+        failing, region_convexity = test.assess(region)
+        if not failing:
+            found.append((region, origin, False, False, region_convexity))
             continue
         if method == "none":
-            found.append((region, origin, False, True))
+            found.append((region, origin, False, True, region_convexity))
             continue
         filled = ndi.binary_fill_holes(region)
-        if convexity(region) < convexity_lower_bound:
+        if region_convexity < convexity_lower_bound:
             reasons["convexity_below_lower_bound"] += 1
             continue
         if ndi.label(filled & ~region)[1] > max_holes:
@@ -532,16 +542,18 @@ def separate(
             if not markers:
                 reasons["no_convex_marker"] += 1
             elif len(markers) == 1:
-                found.append((region, origin, False, True))
+                found.append((region, origin, False, True, region_convexity))
             else:
                 for marker, erosions in markers:
                     grown = _regrow(marker, erosions, region)
                     if grown.sum() < min_marker_area:
                         reasons["small_fragment"] += 1
-                    elif test.fails(grown):
+                        continue
+                    grown_fails, grown_convexity = test.assess(grown)
+                    if grown_fails:
                         reasons["regrown_nonconvex"] += 1
                     else:
-                        found.append((grown, origin, True, False))
+                        found.append((grown, origin, True, False, grown_convexity))
         else:
             peaks, n_peaks, dt = _dt_maxima(filled, dt_peak_dynamic_px)
             # A basin needs a peak deep enough to hold the smallest marker (a disk of that area).
@@ -551,7 +563,7 @@ def separate(
             keep[1:] = np.asarray(peak_height) >= min_radius
             peaks = np.where(keep[peaks], peaks, 0)
             if np.count_nonzero(keep) < 2:
-                found.append((region, origin, False, True))
+                found.append((region, origin, False, True, region_convexity))
                 continue
             basins = watershed(-dt, peaks, mask=region)
             for value in np.unique(basins[basins > 0]):
@@ -559,10 +571,10 @@ def separate(
                 if piece.sum() < min_marker_area:
                     reasons["small_fragment"] += 1
                 else:
-                    found.append((piece, origin, True, False))
+                    found.append((piece, origin, True, False, None))
 
     particles: list[Particle] = []
-    for crop, origin, separated, nonconvex in found:
+    for crop, origin, separated, nonconvex, crop_convexity in found:
         tight, offset = _tight(crop, origin)
         touches = (
             offset[0] == 0
@@ -573,7 +585,9 @@ def separate(
         if touches and edge == "drop":
             reasons["touches_edge"] += 1
             continue
-        particles.append(Particle(tight, offset, separated, nonconvex, bool(touches)))
+        particles.append(
+            Particle(tight, offset, separated, nonconvex, bool(touches), crop_convexity)
+        )
 
     labels = _label_image(particles, mask.shape)
     return Separation(particles, labels, sum(reasons.values()), reasons)
