@@ -149,3 +149,21 @@ def test_frames_of_a_stack_keep_their_folders(tmp_path):
     assert retry.calls == [1]
     assert (tmp_path / "b" / "stack" / "frame_0000" / "mask.png").exists()
     assert (tmp_path / "b" / "stack" / "frame_0001" / "mask.png").exists()
+
+
+def test_a_checksum_the_reader_verified_is_the_cache_key(tmp_path):
+    # The workflow's reader checks each image against the checksum ingest recorded; the cache
+    # takes that checksum as its key rather than hashing the pixels again.
+    images = make_images(tmp_path, n=2)
+    cache = tmp_path / "cache"
+    segment_batch(CountingSegmenter(), images, tmp_path / "a", cache_dir=cache)
+    known = [
+        BatchImage(item.name, item.read, item.pixel_size_nm, pixels_sha256(item.read()))
+        for item in images
+    ]
+    again = CountingSegmenter()
+    assert segment_batch(again, known, tmp_path / "b", cache_dir=cache).from_cache == 2
+    assert again.calls == []
+    wrong = [BatchImage(item.name, item.read, item.pixel_size_nm, "0" * 64) for item in images]
+    other = CountingSegmenter()
+    assert segment_batch(other, wrong, tmp_path / "c", cache_dir=cache).segmented == 2

@@ -63,10 +63,12 @@ class MaskCache:
         text = json.dumps({"nanomorph": __version__, **segmenter}, sort_keys=True, default=str)
         self._segmenter = hashlib.sha256(text.encode()).hexdigest()
 
-    def _key(self, image: np.ndarray, pixel_size_nm: float) -> dict[str, Any]:
+    def _key(
+        self, image: np.ndarray, pixel_size_nm: float, checksum: str | None = None
+    ) -> dict[str, Any]:
         return {
             "segmenter": self._segmenter,
-            "pixels_sha256": pixels_sha256(image),
+            "pixels_sha256": pixels_sha256(image) if checksum is None else checksum,
             "pixel_size_nm": float(pixel_size_nm),
         }
 
@@ -79,14 +81,20 @@ class MaskCache:
         self._save(name, self._key(image, pixel_size_nm), mask)
 
     def segment(
-        self, segmenter: Any, name: str, image: np.ndarray, pixel_size_nm: float
+        self,
+        segmenter: Any,
+        name: str,
+        image: np.ndarray,
+        pixel_size_nm: float,
+        checksum: str | None = None,
     ) -> tuple[np.ndarray, bool]:
         """``segmenter(image, pixel_size_nm)``, or the mask kept from an earlier call.
 
         Returns the mask and whether it came from the cache. ``segmenter`` must be the one whose
-        ``describe()`` this cache was opened with.
+        ``describe()`` this cache was opened with. ``checksum``: the image's
+        :func:`pixels_sha256` where the caller has it already (None: computed here).
         """
-        key = self._key(image, pixel_size_nm)  # the pixels' checksum, once per image
+        key = self._key(image, pixel_size_nm, checksum)  # the pixels' checksum, once per image
         mask = self._load(name, key, image.shape[-2:])
         if mask is not None:
             return mask, True
@@ -120,6 +128,8 @@ class BatchImage:
     name: str
     read: Callable[[], np.ndarray]
     pixel_size_nm: float
+    # The pixels' pixels_sha256 where the reader has checked it already (the workflow's records).
+    checksum: str | None = None
 
 
 @dataclass
@@ -171,7 +181,9 @@ def segment_batch(
         image = item.read()
         start = time.perf_counter()
         if cache is not None:
-            mask, cached = cache.segment(segmenter, item.name, image, item.pixel_size_nm)
+            mask, cached = cache.segment(
+                segmenter, item.name, image, item.pixel_size_nm, item.checksum
+            )
         else:
             mask, cached = segmenter(image, item.pixel_size_nm), False
         seconds = time.perf_counter() - start

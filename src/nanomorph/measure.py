@@ -262,8 +262,6 @@ def measure_particles(
                 f"Particle {number} has an empty or non-2-D mask of shape {mask.shape}."
             )
         row0, col0 = (int(v) for v in particle.offset)
-        # Where the overlap test computed it on these pixels already (Particle.convexity).
-        particle_convexity = particle.convexity
         props = regionprops(mask.astype(np.uint8))[0]
         area_px = float(props.area)
         perimeter_px = float(perimeter_crofton(ndi.binary_fill_holes(mask), directions=4))
@@ -282,8 +280,9 @@ def measure_particles(
                 "aspect_ratio": feret_max / feret_min,
                 "perimeter_nm": perimeter_px * px,
                 "circularity": 4.0 * math.pi * area_px / perimeter_px**2,
+                # Where the overlap test computed it on these pixels already, it is not redone.
                 "convexity": (
-                    convexity(mask) if particle_convexity is None else particle_convexity
+                    convexity(mask) if particle.convexity is None else particle.convexity
                 ),
                 "centroid_x_nm": (col0 + centroid_col + 0.5) * px,
                 "centroid_y_nm": (row0 + centroid_row + 0.5) * px,

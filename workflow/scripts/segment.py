@@ -37,8 +37,15 @@ for name, meta_path in zip(smk.params.names, smk.input.micrographs, strict=True)
     # An image ingest skipped (unreadable_images: skip) has no mask; postprocess knows why.
     if skip_reason(record) is None:
         # Read from its own file when the batch reaches it, as ingest recorded it.
+        # read_recorded_image checks the pixels against the record's checksum, which then
+        # serves as the mask cache's key without hashing the image a second time.
         images.append(
-            BatchImage(name, partial(read_recorded_image, record), record["pixel_size_nm"])
+            BatchImage(
+                name,
+                partial(read_recorded_image, record),
+                record["pixel_size_nm"],
+                record["pixels_sha256"],
+            )
         )
 report = segment_batch(
     segmenter,
