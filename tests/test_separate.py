@@ -330,3 +330,21 @@ def test_peak_count_short_cut_agrees_with_the_full_h_maxima():
             assert (full >= 2) == (short >= 2), (trial, dynamic)
             answers.append(full >= 2)
     assert 0.2 < np.mean(answers) < 0.8  # both answers well represented
+
+
+def test_uecs_erosion_and_dilation_are_scipys():
+    # UECS erodes and regrows with array slices instead of scipy's calls (faster on small
+    # crops); the pixels must be the same, for both elements, from 1 px crops upwards.
+    from scipy import ndimage as ndi
+
+    from nanomorph.separate import _dilate, _erode
+
+    cross = ndi.generate_binary_structure(2, 1)
+    square = np.ones((3, 3), bool)
+    rng = np.random.default_rng(11)
+    for trial in range(600):
+        shape = tuple(int(v) for v in rng.integers(1, 30, 2))
+        mask = rng.random(shape) < rng.uniform(0.2, 0.95)
+        for step, element in ((1, cross), (2, square)):
+            assert np.array_equal(_erode(mask, step), ndi.binary_erosion(mask, element)), trial
+            assert np.array_equal(_dilate(mask, step), ndi.binary_dilation(mask, element)), trial

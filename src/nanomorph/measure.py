@@ -38,8 +38,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
-from skimage.measure import perimeter_crofton, regionprops
+from skimage.measure import regionprops
 
+from nanomorph.geometry import crofton_perimeter
 from nanomorph.separate import Particle, convexity
 
 __all__ = [
@@ -264,7 +265,7 @@ def measure_particles(
         row0, col0 = (int(v) for v in particle.offset)
         props = regionprops(mask.astype(np.uint8))[0]
         area_px = float(props.area)
-        perimeter_px = float(perimeter_crofton(ndi.binary_fill_holes(mask), directions=4))
+        perimeter_px = crofton_perimeter(ndi.binary_fill_holes(mask))
         feret_min, feret_max = feret_diameters_px(mask)
         centroid_row, centroid_col = props.centroid
         r0, c0, r1, c1 = props.bbox
