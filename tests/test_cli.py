@@ -188,6 +188,49 @@ def test_garbage_file_is_refused_in_one_line(tmp_path):
     assert not (out / "broken" / "particles.parquet").exists()
 
 
+def test_analyze_in_several_jobs_writes_what_one_job_writes(tmp_path):
+    # --jobs 2 analyses the segmented images in spawned worker processes; the folders must be
+    # those of one job, the summaries in input order, and a bad file still one line.
+    image, _, _ = _draw_known_disks()
+    sources = []
+    for index in range(3):
+        noisy = image + np.random.default_rng(index).normal(0, 0.01, image.shape)
+        sources.append(tmp_path / f"disks_{index}.tif")
+        _write_tiff(sources[-1], np.roll(noisy, 7 * index, axis=1).astype(np.float32), 0.25)
+    broken = tmp_path / "broken.dm3"
+    broken.write_bytes(np.random.default_rng(1).bytes(4096))
+    inputs = [str(sources[0]), str(broken), *map(str, sources[1:])]
+    common = ["--segmenter", "threshold", "-q", "--no-mask-cache"]
+
+    assert main(["analyze", *inputs, "--out", str(tmp_path / "one"), *common]) == 1
+    proc = _run_cli("analyze", *inputs, "--out", str(tmp_path / "two"), *common, "--jobs", "2")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 2 and "broken.dm3" in errors[0] and "1 of 4 file(s)" in errors[1]
+    summaries = proc.stdout.splitlines()
+    assert [line.split(":")[0] for line in summaries] == ["disks_0", "disks_1", "disks_2"]
+
+    for source in sources:
+        one, two = tmp_path / "one" / source.stem, tmp_path / "two" / source.stem
+        for name in ("particles.csv", "segmentation.png", "overlay.png"):
+            assert (one / name).read_bytes() == (two / name).read_bytes(), (source, name)
+        np.testing.assert_array_equal(
+            tifffile.imread(one / "labels.tif"), tifffile.imread(two / "labels.tif")
+        )
+        meta_one, meta_two = (json.loads((d / "metadata.json").read_text()) for d in (one, two))
+        meta_one.pop("created"), meta_two.pop("created")
+        assert meta_one == meta_two
+    assert not (tmp_path / "two" / "broken").exists()
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1", "two"])
+def test_analyze_refuses_a_bad_number_of_jobs(tmp_path, capsys, jobs):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", str(tmp_path / "x.tif"), "--out", str(tmp_path / "o"), "--jobs", jobs])
+    assert exit_info.value.code == 2
+    assert "--jobs" in capsys.readouterr().err
+
+
 def test_missing_input_is_a_clear_error(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "nope.dm3"), "--out", str(tmp_path / "o")]) == 2
     assert "nope.dm3" in capsys.readouterr().err

@@ -2,4 +2,6 @@
 
 from nanomorph.cli import main
 
-raise SystemExit(main())
+# Guarded, so that importing this module (as a spawned worker process may) runs nothing.
+if __name__ == "__main__":
+    raise SystemExit(main())

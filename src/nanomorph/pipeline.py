@@ -426,6 +426,35 @@ def skip_reason(record: Mapping[str, Any]) -> str | None:
     return str(reason) if reason else None
 
 
+def segment_micrograph(
+    micrograph: Micrograph, segmenter: Segmenter, mask_cache: MaskCache | None = None
+) -> np.ndarray:
+    """The segmenter's particle mask of one calibrated micrograph.
+
+    With ``mask_cache`` (opened with this segmenter's ``describe()``), a mask the segmenter made
+    before from the same pixels is taken from it instead of segmenting again.
+    """
+    px = require_calibration(micrograph)
+    if mask_cache is not None:
+        return mask_cache.segment(segmenter, micrograph.name, micrograph.image, px)[0]
+    return segmenter(micrograph.image, px)
+
+
+def analyze_mask(
+    micrograph: Micrograph, mask: np.ndarray, params: AnalysisParameters | None = None
+) -> AnalysisResult:
+    """Despeckle, separate and measure the particles of a segmented micrograph."""
+    from .measure import measure_particles
+
+    params = params or AnalysisParameters()
+    px = require_calibration(micrograph)
+    semantic, separation = postprocess(mask, px, params, image=micrograph.image)
+    table = measure_particles(
+        separation.particles, px, image=micrograph.name, frame=micrograph.frame
+    )
+    return AnalysisResult(semantic_mask=semantic, separation=separation, particles=table)
+
+
 def analyze_micrograph(
     micrograph: Micrograph,
     segmenter: Segmenter,
@@ -437,19 +466,27 @@ def analyze_micrograph(
     With ``mask_cache`` (opened with this segmenter's ``describe()``), a mask the segmenter made
     before from the same pixels is taken from it instead of segmenting again.
     """
-    from .measure import measure_particles
+    mask = segment_micrograph(micrograph, segmenter, mask_cache)
+    return analyze_mask(micrograph, mask, params)
 
-    params = params or AnalysisParameters()
-    px = require_calibration(micrograph)
-    if mask_cache is not None:
-        mask, _ = mask_cache.segment(segmenter, micrograph.name, micrograph.image, px)
-    else:
-        mask = segmenter(micrograph.image, px)
-    semantic, separation = postprocess(mask, px, params, image=micrograph.image)
-    table = measure_particles(
-        separation.particles, px, image=micrograph.name, frame=micrograph.frame
-    )
-    return AnalysisResult(semantic_mask=semantic, separation=separation, particles=table)
+
+def finish_image(
+    out_dir: str | Path,
+    micrograph: Micrograph,
+    mask: np.ndarray,
+    params: AnalysisParameters,
+    segmenter_info: Mapping[str, Any],
+) -> tuple[str, int]:
+    """Analyse a segmented micrograph and write its folder under ``out_dir``.
+
+    Everything ``nanomorph analyze`` does for an image after the network (so that it can run in
+    another process while the network segments the next image). Returns the image's one-line
+    summary and its number of particles.
+    """
+    result = analyze_mask(micrograph, mask, params)
+    meta = image_metadata(micrograph, result, segmenter_info, params)
+    write_image_outputs(out_dir, micrograph, result, meta)
+    return result.summary_line(micrograph.name), len(result.particles)
 
 
 def image_metadata(
