@@ -320,7 +320,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                         report(finish_image(*work))
                         continue
                     pending.append(workers.submit(finish_image, *work))
-                    # Images waiting for a worker hold their pixels: keep at most two each.
+                    # Images waiting for a worker hold their pixels: at most two per worker.
                     collect(keep=2 * args.jobs)
             except MicrographError as exc:
                 failures += 1
