@@ -221,6 +221,16 @@ def test_analyze_in_several_jobs_writes_what_one_job_writes(tmp_path):
         meta_one.pop("created"), meta_two.pop("created")
         assert meta_one == meta_two
     assert not (tmp_path / "two" / "broken").exists()
+    # All images together: the same in both, every image's rows in input order, and a summary.
+    for name in ("particles.csv", "summary.csv"):
+        one, two = tmp_path / "one" / name, tmp_path / "two" / name
+        assert one.read_bytes() == two.read_bytes(), name
+    combined = pd.read_csv(tmp_path / "two" / "particles.csv")
+    per_image = [pd.read_csv(tmp_path / "two" / s.stem / "particles.csv") for s in sources]
+    assert list(combined["image"]) == [row for t in per_image for row in t["image"]]
+    summary = pd.read_csv(tmp_path / "two" / "summary.csv").set_index("property")
+    assert summary.loc["equivalent_diameter_nm", "count"] == len(combined)
+    assert summary.loc["equivalent_diameter_nm", "n_images"] == 3
 
 
 @pytest.mark.parametrize("jobs", ["0", "-1", "two"])

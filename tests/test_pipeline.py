@@ -74,3 +74,55 @@ def test_a_skipped_image_has_no_pixels_to_read():
     record = skipped_image_record("a", "data/a.tif", None, "data/a.tif: cut short")
     with pytest.raises(MicrographError, match="skipped when read"):
         read_recorded_image(record)
+
+
+def _image_folder(out, name, diameters_nm, n_excluded):
+    import pandas as pd
+
+    from nanomorph.measure import empty_particle_table
+    from nanomorph.outputs import write_json, write_table
+
+    table = empty_particle_table()
+    if diameters_nm:
+        table = pd.DataFrame(
+            {column: [0.0] * len(diameters_nm) for column in table.columns}
+        ).astype(table.dtypes.to_dict())
+        table["image"] = name
+        table["particle_id"] = range(1, len(diameters_nm) + 1)
+        table["equivalent_diameter_nm"] = diameters_nm
+    (out / name).mkdir(parents=True)
+    write_table(table, out / name / "particles.parquet")
+    write_json(out / name / "metadata.json", {"image": name, "n_excluded": n_excluded})
+
+
+def test_combined_outputs_hold_every_image_and_count_those_without_particles(tmp_path):
+    import pandas as pd
+
+    from nanomorph.pipeline import write_combined_outputs
+
+    _image_folder(tmp_path, "first", [2.0, 4.0], n_excluded=1)
+    _image_folder(tmp_path, "empty", [], n_excluded=0)
+    _image_folder(tmp_path, "last", [6.0], n_excluded=2)
+    summary = write_combined_outputs(tmp_path, ["first", "empty", "last"], n_boot=200)
+
+    table = pd.read_csv(tmp_path / "particles.csv")
+    assert list(table["image"]) == ["first", "first", "last"]
+    assert pd.read_parquet(tmp_path / "particles.parquet").shape == table.shape
+    written = pd.read_csv(tmp_path / "summary.csv").set_index("property")
+    diameter = written.loc["equivalent_diameter_nm"]
+    assert diameter["count"] == 3 and diameter["mean"] == pytest.approx(4.0)
+    assert diameter["sd"] == pytest.approx(2.0)
+    assert diameter["n_images"] == 3 and diameter["n_excluded"] == 3
+    assert len(summary) == len(written)
+
+
+def test_combined_outputs_of_images_without_particles(tmp_path):
+    from nanomorph.pipeline import write_combined_outputs
+
+    _image_folder(tmp_path, "a", [], n_excluded=0)
+    _image_folder(tmp_path, "b", [], n_excluded=4)
+    summary = write_combined_outputs(tmp_path, ["a", "b"]).set_index("property")
+    diameter = summary.loc["equivalent_diameter_nm"]
+    assert diameter["count"] == 0 and np.isnan(diameter["mean"])
+    assert diameter["n_images"] == 2 and diameter["n_excluded"] == 4
+    assert (tmp_path / "particles.csv").is_file()

@@ -251,6 +251,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         finish_image,
         make_segmenter,
         segment_micrograph,
+        write_combined_outputs,
     )
 
     try:
@@ -292,18 +293,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     # processes analyse and write the images it has segmented; summaries keep the input order.
     workers = _image_workers(args.jobs)
     pending: collections.deque = collections.deque()
+    analysed: list[str] = []  # the images' folder names, in input order
 
-    def report(summary: tuple[str, int]) -> None:
+    def report(name: str, summary: tuple[str, int]) -> None:
         nonlocal n_particles
         line, count = summary
+        analysed.append(name)
         n_particles += count
         tqdm.write(line, file=sys.stdout)
 
     def collect(keep: int) -> None:
         nonlocal failures
         while len(pending) > keep:
+            name, future = pending.popleft()
             try:
-                report(pending.popleft().result())
+                report(name, future.result())
             except MicrographError as exc:
                 failures += 1
                 print(f"nanomorph: error: {exc}", file=sys.stderr)
@@ -317,9 +321,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                     mask = segment_micrograph(micrograph, segmenter, mask_cache)
                     work = (out, micrograph, mask, params, segmenter_info)
                     if workers is None:
-                        report(finish_image(*work))
+                        report(micrograph.name, finish_image(*work))
                         continue
-                    pending.append(workers.submit(finish_image, *work))
+                    pending.append((micrograph.name, workers.submit(finish_image, *work)))
                     # Images waiting for a worker hold their pixels: at most two per worker.
                     collect(keep=2 * args.jobs)
             except MicrographError as exc:
@@ -329,6 +333,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     finally:
         if workers is not None:
             workers.shutdown(cancel_futures=True)
+    overall = ""
+    if analysed:
+        summary = write_combined_outputs(out, analysed).set_index("property")
+        diameter = summary.loc["equivalent_diameter_nm"]
+        if diameter["count"] > 1:
+            overall = f", equivalent diameter {diameter['mean']:.2f} ± {diameter['sd']:.2f} nm"
     if failures:
         if len(files) > 1:  # a single bad file has said everything in its one line
             print(
@@ -338,7 +348,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print(
-            f"{n_particles} particles measured in {len(files)} file(s); results in {out}",
+            f"{n_particles} particles measured in {len(files)} file(s){overall}; results in "
+            f"{out}, all images together in {out / 'particles.csv'} and {out / 'summary.csv'}",
             file=sys.stderr,
         )
     return 0

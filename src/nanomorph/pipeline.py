@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -549,3 +550,30 @@ def write_image_outputs(
     )
     write_json(folder / "metadata.json", dict(metadata))
     return folder
+
+
+def write_combined_outputs(
+    out_dir: str | Path, names: Sequence[str], n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """All particles of the images ``names`` (folders under ``out_dir``) in one table, and their
+    summary statistics.
+
+    Writes ``out_dir/particles.parquet`` and ``particles.csv`` (the images' tables one after
+    another, in the order given) and ``out_dir/summary.csv``
+    (:func:`nanomorph.aggregate.summarize` over all of them as one group: count, mean, SD,
+    median, percentiles and a bootstrap interval of the mean per property; ``n_images`` counts
+    images without particles too, ``n_excluded`` the particles the separation excluded).
+    Returns the summary.
+    """
+    from .aggregate import merge_tables, summarize
+    from .outputs import write_table
+
+    folders = [Path(out_dir) / name for name in names]
+    merged = merge_tables([folder / "particles.parquet" for folder in folders])
+    metadata = [json.loads((folder / "metadata.json").read_text()) for folder in folders]
+    excluded = {meta["image"]: int(meta.get("n_excluded", 0)) for meta in metadata}
+    summary = summarize(merged, n_boot=n_boot, seed=seed, group_by=None, excluded=excluded)
+    summary["n_images"] = len(folders)
+    write_table(merged, Path(out_dir) / "particles.parquet", Path(out_dir) / "particles.csv")
+    write_table(summary, csv_path=Path(out_dir) / "summary.csv")
+    return summary
