@@ -114,6 +114,7 @@ def test_combined_outputs_hold_every_image_and_count_those_without_particles(tmp
     assert diameter["sd"] == pytest.approx(2.0)
     assert diameter["n_images"] == 3 and diameter["n_excluded"] == 3
     assert len(summary) == len(written)
+    assert (tmp_path / "figures" / "histogram_equivalent_diameter_nm.png").stat().st_size > 0
 
 
 def test_combined_outputs_of_images_without_particles(tmp_path):

@@ -562,11 +562,13 @@ def write_combined_outputs(
     another, in the order given) and ``out_dir/summary.csv``
     (:func:`nanomorph.aggregate.summarize` over all of them as one group: count, mean, SD,
     median, percentiles and a bootstrap interval of the mean per property; ``n_images`` counts
-    images without particles too, ``n_excluded`` the particles the separation excluded).
-    Returns the summary.
+    images without particles too, ``n_excluded`` the particles the separation excluded), and
+    histograms of them in ``out_dir/figures/histogram_<property>.png`` (as the workflow draws a
+    sample's). Returns the summary.
     """
     from .aggregate import merge_tables, summarize
     from .outputs import write_table
+    from .plots import save_histograms
 
     folders = [Path(out_dir) / name for name in names]
     merged = merge_tables([folder / "particles.parquet" for folder in folders])
@@ -576,4 +578,5 @@ def write_combined_outputs(
     summary["n_images"] = len(folders)
     write_table(merged, Path(out_dir) / "particles.parquet", Path(out_dir) / "particles.csv")
     write_table(summary, csv_path=Path(out_dir) / "summary.csv")
+    save_histograms(merged, Path(out_dir) / "figures")
     return summary
