@@ -11,9 +11,10 @@ every convexity, solidity and measured perimeter stays what it was.
 Hull: as in ``skimage.morphology.convex_hull_image`` (``offset_coordinates=True``,
 ``include_borders=True``), each pixel is represented by the midpoints of its four edges, and the
 hull is every pixel whose centre lies inside or on the convex polygon of those points. Only the
-first and last pixel of each row can be hull vertices, so only they go to qhull. In doubled
-coordinates every vertex is an integer point, so the polygon's extent along each pixel row is
-found in exact integer arithmetic (a centre on an edge counts as inside, as in skimage).
+midpoints of the first and last pixel of each row can be vertices: the polygon's left boundary
+is the greatest convex minorant of the left ends, its right boundary the same of the right ends
+mirrored. In doubled coordinates every midpoint is an integer point, so each pixel row's extent
+is found in exact integer arithmetic (a centre on an edge counts as inside, as in skimage).
 """
 
 from __future__ import annotations
@@ -120,8 +121,8 @@ def convex_hull_mask(region: np.ndarray) -> np.ndarray:
     centre_rows = np.arange(rows[0], rows[-1] + 1)
     # Left side: the smallest column reached at each doubled row; right side: the largest,
     # negated, so that one routine (the greatest convex minorant) serves both.
-    lowest = _ceil_half(_convex_minorant(rows, 2 * first, -1), 2 * centre_rows)
-    highest = -_ceil_half(_convex_minorant(rows, -2 * last, -1), 2 * centre_rows)
+    lowest = _ceil_half(_convex_minorant(rows, 2 * first), 2 * centre_rows)
+    highest = -_ceil_half(_convex_minorant(rows, -2 * last), 2 * centre_rows)
 
     hull = np.zeros(image.shape, bool)
     columns = np.arange(image.shape[1])
@@ -129,15 +130,16 @@ def convex_hull_mask(region: np.ndarray) -> np.ndarray:
     return hull
 
 
-def _convex_minorant(rows: np.ndarray, x: np.ndarray, side_step: int) -> tuple:
+def _convex_minorant(rows: np.ndarray, x: np.ndarray) -> tuple:
     """Vertices (doubled y, doubled x) of the greatest convex minorant of one side of the hull.
 
-    ``x`` is each row's end pixel centre (doubled, negated for the right side); its edge midpoints
-    are (2r - 1, x), (2r, x + side_step) and (2r + 1, x). The minorant of these points is the
+    ``x`` is the centre of each row's end pixel on that side (doubled; negated for the right
+    side, which makes its outer edge the smaller x as on the left); the pixel's edge midpoints
+    there are (2r - 1, x), (2r, x - 1) and (2r + 1, x). The minorant of these points is the
     hull's boundary on that side.
     """
     y = (2 * rows[:, None] + np.array([-1, 0, 1])).ravel()
-    values = (x[:, None] + np.array([0, side_step, 0])).ravel()
+    values = (x[:, None] + np.array([0, -1, 0])).ravel()
     # Consecutive rows share a doubled y (the bottom of one, the top of the next): keep the
     # smaller x there.
     shared = np.flatnonzero(y[1:] == y[:-1])
