@@ -22,11 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from bench_data import write_simulated_tiffs
 from bench_record import save_record
-
-from nanomorph.io import write_calibrated_tiff
-from nanomorph.simulate import simulate_micrograph
 
 
 def run_analyze(images: list[Path], out: Path, segmenter: str, jobs: int) -> float:
@@ -69,16 +66,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        images = []
-        for index in range(args.images):
-            sim = simulate_micrograph(
-                index, (args.size, args.size), pixel_size_nm=args.pixel_size, scenario="overlapping"
-            )
-            images.append(
-                write_calibrated_tiff(
-                    folder / f"img_{index}.tif", sim.image.astype(np.float32), args.pixel_size
-                )
-            )
+        images = write_simulated_tiffs(
+            folder, args.images, args.size, args.pixel_size, scenario="overlapping"
+        )
         for segmenter in args.segmenters:
             reference = None
             for jobs in args.jobs:

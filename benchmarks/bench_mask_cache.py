@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_data import write_simulated_tiffs
 from bench_record import save_record
 
 from nanomorph.batch import BatchImage, segment_batch
-from nanomorph.io import read_frame, write_calibrated_tiff
+from nanomorph.io import read_frame
 from nanomorph.pipeline import make_segmenter
-from nanomorph.simulate import simulate_micrograph
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -50,15 +50,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        images = []
-        for index in range(args.images):
-            sim = simulate_micrograph(
-                index, (args.size, args.size), pixel_size_nm=args.pixel_size, scenario="isolated"
-            )
-            path = write_calibrated_tiff(
-                folder / f"img_{index}.tif", sim.image.astype(np.float32), args.pixel_size
-            )
-            images.append(BatchImage(f"img_{index}", partial(read_image, path), args.pixel_size))
+        paths = write_simulated_tiffs(
+            folder, args.images, args.size, args.pixel_size, scenario="isolated"
+        )
+        images = [
+            BatchImage(path.stem, partial(read_image, path), args.pixel_size) for path in paths
+        ]
         cache = folder / "cache"
         for run, cache_dir in (
             ("first run (segmented, masks cached)", cache),
