@@ -233,6 +233,33 @@ def test_analyze_in_several_jobs_writes_what_one_job_writes(tmp_path):
     assert summary.loc["equivalent_diameter_nm", "n_images"] == 3
 
 
+def test_a_worker_that_dies_is_one_line_naming_the_image(tmp_path, capsys, monkeypatch):
+    # A worker killed (out of memory, say) breaks the pool; the user gets one line, not the
+    # executor's traceback.
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    import nanomorph.cli as cli
+
+    class DeadPool:
+        def submit(self, fn, *args):
+            future = Future()
+            future.set_exception(BrokenProcessPool("A child process terminated abruptly"))
+            return future
+
+        def shutdown(self, cancel_futures=False):
+            pass
+
+    monkeypatch.setattr(cli, "_image_workers", lambda jobs: DeadPool())
+    image, _, _ = _draw_known_disks()
+    _write_tiff(tmp_path / "disks.tif", image, PIXEL_SIZE_NM)
+    args = ["analyze", str(tmp_path / "disks.tif"), "--out", str(tmp_path / "o"), "-q"]
+    assert main([*args, "--segmenter", "threshold", "--jobs", "2"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("nanomorph: error: disks:") and "\n" not in error
+    assert "--jobs" in error
+
+
 @pytest.mark.parametrize("jobs", ["0", "-1", "two"])
 def test_analyze_refuses_a_bad_number_of_jobs(tmp_path, capsys, jobs):
     with pytest.raises(SystemExit) as exit_info:

@@ -289,6 +289,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     mask_cache = None if args.no_mask_cache else MaskCache(out / MASK_CACHE_DIR, segmenter_info)
     failures = 0
     n_particles = 0
+    from concurrent.futures.process import BrokenProcessPool
+
     # With --jobs N the network segments one image after another here, while up to N worker
     # processes analyse and write the images it has segmented; summaries keep the input order.
     workers = _image_workers(args.jobs)
@@ -311,6 +313,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             except MicrographError as exc:
                 failures += 1
                 print(f"nanomorph: error: {exc}", file=sys.stderr)
+            except BrokenProcessPool:
+                raise CliError(
+                    f"{name}: the process analysing it stopped unexpectedly (out of memory?); "
+                    "images before it are complete, run again with fewer --jobs"
+                ) from None
 
     try:
         for path in tqdm(
