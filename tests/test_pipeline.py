@@ -115,6 +115,8 @@ def test_combined_outputs_hold_every_image_and_count_those_without_particles(tmp
     assert diameter["n_images"] == 3 and diameter["n_excluded"] == 3
     assert len(summary) == len(written)
     assert (tmp_path / "figures" / "histogram_equivalent_diameter_nm.png").stat().st_size > 0
+    sheets = pd.read_excel(tmp_path / "particles.xlsx", sheet_name=None)
+    assert len(sheets["all particles"]) == 3 and {"first", "last"} <= set(sheets)
 
 
 def test_combined_outputs_of_images_without_particles(tmp_path):

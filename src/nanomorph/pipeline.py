@@ -558,15 +558,16 @@ def write_combined_outputs(
     """All particles of the images ``names`` (folders under ``out_dir``) in one table, and their
     summary statistics.
 
-    Writes ``out_dir/particles.parquet`` and ``particles.csv`` (the images' tables one after
-    another, in the order given) and ``out_dir/summary.csv``
+    Writes ``out_dir/particles.parquet``, ``particles.csv`` (the images' tables one after
+    another, in the order given), ``particles.xlsx`` (:func:`nanomorph.aggregate.write_xlsx`: all
+    particles on the first sheet, then one sheet per image) and ``out_dir/summary.csv``
     (:func:`nanomorph.aggregate.summarize` over all of them as one group: count, mean, SD,
     median, percentiles and a bootstrap interval of the mean per property; ``n_images`` counts
     images without particles too, ``n_excluded`` the particles the separation excluded), and
     histograms of them in ``out_dir/figures/histogram_<property>.png`` (as the workflow draws a
     sample's). Returns the summary.
     """
-    from .aggregate import merge_tables, summarize
+    from .aggregate import merge_tables, summarize, write_xlsx
     from .outputs import write_table
     from .plots import save_histograms
 
@@ -577,6 +578,7 @@ def write_combined_outputs(
     summary = summarize(merged, n_boot=n_boot, seed=seed, group_by=None, excluded=excluded)
     summary["n_images"] = len(folders)
     write_table(merged, Path(out_dir) / "particles.parquet", Path(out_dir) / "particles.csv")
+    write_xlsx(Path(out_dir) / "particles.xlsx", merged)
     write_table(summary, csv_path=Path(out_dir) / "summary.csv")
     save_histograms(merged, Path(out_dir) / "figures")
     return summary
