@@ -290,6 +290,13 @@ def main(argv=None) -> int:
         help="with --declare-particle-diameter: declare FACTOR times that size, to see how much "
         "a wrong guess costs (default 1)",
     )
+    parser.add_argument(
+        "--tile-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="the network's tile side (default: the model's); recorded in the JSON",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--overlays",
@@ -334,6 +341,7 @@ def main(argv=None) -> int:
                 if args.declare_particle_diameter
                 else None
             ),
+            tile_size=args.tile_size,
         )
         row = count_image(name, segmenter, params, args.pixel_size, args.overlays)
         rows.append(row)

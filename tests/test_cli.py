@@ -488,6 +488,27 @@ def test_min_peak_probability_defaults_to_the_models_and_can_be_switched_off(tmp
         main(["analyze", str(src), "--out", str(tmp_path / "bad"), "--min-peak-probability", "2"])
 
 
+def test_tile_size_reaches_the_network_and_a_bad_one_is_one_line(tmp_path, capsys):
+    image, _, _ = _draw_known_disks(shape=(160, 160))
+    src = tmp_path / "small.tif"
+    _write_tiff(src, image, PIXEL_SIZE_NM)
+    args = ["analyze", str(src), "--precision", "fp32", "-q"]
+    assert main([*args, "--out", str(tmp_path / "out"), "--tile-size", "256"]) == 0
+    meta = json.loads((tmp_path / "out" / "small" / "metadata.json").read_text())
+    assert meta["segmentation"]["tile_size"] == 256
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad"), "--tile-size", "100"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "tile_size must be a positive multiple of 32" in error
+    assert not (tmp_path / "bad" / "small").exists()
+    argv = ["evaluate", "--scenarios", "isolated", "--n", "1", "--shape", "128", "128", "-q"]
+    out = tmp_path / "eval"
+    assert main([*argv, "--precision", "fp32", "--tile-size", "96", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["segmentation"]["tile_size"] == 96
+    assert main([*argv, "--tile-size", "64", "--out", str(tmp_path / "e2")]) == 2
+    assert "overlap (64 px)" in capsys.readouterr().err
+
+
 def test_evaluate_can_declare_each_images_particle_diameter(tmp_path, capsys):
     out = tmp_path / "eval"
     argv = ["evaluate", "--scenarios", "faceted", "--n", "1", "--shape", "128", "128", "-q"]

@@ -527,6 +527,23 @@ def test_network_megapixels_grows_with_the_enlarged_grid_and_takes_the_workflows
         network_megapixels((0, 100), 0.1, config)
 
 
+def test_a_tile_size_override_is_what_the_network_sees_and_is_recorded(small_model, tmp_path):
+    save_model_folder(small_model, tmp_path / "m", default_config("tiles"))
+    loaded = load_segmenter(tmp_path / "m", device="cpu", precision="fp32", tile_size=1088)
+    assert loaded.describe()["tile_size"] == 1088
+    assert load_segmenter(tmp_path / "m", device="cpu").tile_size == 512  # the model's own
+    counting = TileCountingModel()
+    config = default_config("counted")
+    segmenter = NetworkSegmenter(counting, config, device="cpu", precision="fp32", tile_size=1088)
+    segmenter.predict_proba(np.zeros((2048, 2048), np.float32), 0.1)
+    # 2048 + 64 px of margin each way: two tiles of 1088 instead of five of 512.
+    assert counting.pixels == 4 * 1088 * 1088
+    assert segmenter.network_megapixels((2048, 2048), 0.1) == pytest.approx(counting.pixels / 1e6)
+    for bad, message in [(100, "multiple of 32"), (64, "overlap"), (0, "multiple of 32")]:
+        with pytest.raises(InferenceError, match=message):
+            NetworkSegmenter(TileCountingModel(), config, device="cpu", tile_size=bad)
+
+
 class ShiftModel(torch.nn.Module):
     """Logit = 3 x the pixel to the left: not flip-equivariant, so flips change what it sees."""
 

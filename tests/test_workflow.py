@@ -245,6 +245,13 @@ def test_particle_diameter_must_be_positive():
     assert "particle_diameter_nm" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("tile_size", [100, 64])
+def test_tile_size_must_be_a_multiple_of_32_above_the_overlap(tile_size):
+    result = run_snakemake("-n", "--config", f"tile_size={tile_size}", check=False)
+    assert result.returncode != 0
+    assert "tile_size" in result.stdout + result.stderr
+
+
 def test_sheet_declares_a_particle_diameter_per_sample(tmp_path):
     sheet = tmp_path / "samples.tsv"
     header = "sample\tpath\tparticle_diameter_nm\n"

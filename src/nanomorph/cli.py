@@ -137,6 +137,14 @@ def _add_segmenter_options(p: argparse.ArgumentParser, evaluation: bool = False)
         "pixels before the network, for small particles on bright, cloudy supports (default: "
         "the model's setting; 0 is off)",
     )
+    p.add_argument(
+        "--tile-size",
+        type=positive_int,
+        metavar="PX",
+        help="the network's tile side in pixels, a multiple of 32 (default: the model's, 512 "
+        "for the shipped one; larger tiles mean fewer network pixels on some image sizes and "
+        "slightly different masks)",
+    )
     if not evaluation:
         p.add_argument(
             "--particle-diameter",
@@ -281,6 +289,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             min_peak_probability=args.min_peak_probability,
             flatten_support_px=args.flatten_support,
             particle_diameter_nm=args.particle_diameter,
+            tile_size=args.tile_size,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
@@ -487,6 +496,7 @@ def _evaluation_segmenter(args: argparse.Namespace):
             return segment_threshold(image, pixel_size_nm, polarity=args.polarity)
 
         return threshold
+    from .segment.inference import InferenceError
     from .segment.model import ModelNotFoundError, load_segmenter
 
     try:
@@ -497,8 +507,9 @@ def _evaluation_segmenter(args: argparse.Namespace):
             test_time_flips=args.test_time_flips,
             min_peak_probability=args.min_peak_probability,
             flatten_support_px=args.flatten_support,
+            tile_size=args.tile_size,
         )
-    except ModelNotFoundError as exc:
+    except (ModelNotFoundError, InferenceError) as exc:
         raise CliError(str(exc)) from None
 
 

@@ -151,6 +151,7 @@ class NetworkSegmenterAdapter:
         min_peak_probability: float | None = None,
         flatten_support_px: float | None = None,
         particle_diameter_nm: float | None = None,
+        tile_size: int | None = None,
     ) -> None:
         from .segment.model import load_segmenter
 
@@ -162,6 +163,7 @@ class NetworkSegmenterAdapter:
             min_peak_probability=min_peak_probability,
             flatten_support_px=flatten_support_px,
             particle_diameter_nm=particle_diameter_nm,
+            tile_size=tile_size,
         )
         self.polarity = polarity
 
@@ -186,6 +188,7 @@ def make_segmenter(
     min_peak_probability: float | None = None,
     flatten_support_px: float | None = None,
     particle_diameter_nm: float | None = None,
+    tile_size: int | None = None,
 ) -> Segmenter:
     """Create the segmenter the user asked for.
 
@@ -218,6 +221,10 @@ def make_segmenter(
         before the network so that it sees them at about the size it finds best, images of
         particles under 10 working-grid pixels enlarged twice (model card, "A declared particle
         diameter"); ``None``: not declared. Only used by the network.
+    tile_size
+        The network's tile side in pixels (a multiple of 32); ``None`` keeps the model's (512
+        for the shipped one, which scores best with it: model card, "Tile size at inference").
+        Only used by the network.
     """
     if kind == "threshold":
         return ThresholdSegmenter(polarity=polarity)
@@ -231,6 +238,7 @@ def make_segmenter(
             min_peak_probability=min_peak_probability,
             flatten_support_px=flatten_support_px,
             particle_diameter_nm=particle_diameter_nm,
+            tile_size=tile_size,
         )
     raise ValueError(f"segmenter must be 'model' or 'threshold', got {kind!r}")
 

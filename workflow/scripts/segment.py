@@ -26,10 +26,9 @@ segmenter = make_segmenter(
     min_peak_probability=settings["min_peak_probability"],
     flatten_support_px=settings["flatten_support_px"],
     particle_diameter_nm=settings["particle_diameter_nm"],
+    tile_size=settings["tile_size"],
 )
 network = getattr(segmenter, "network", None)
-if settings.get("tile_size") and network is not None and hasattr(network, "tile_size"):
-    network.tile_size = int(settings["tile_size"])
 
 images = []
 for name, meta_path in zip(smk.params.names, smk.input.micrographs, strict=True):

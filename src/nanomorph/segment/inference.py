@@ -326,6 +326,26 @@ class TileLayout:
         return len(self.origins) * self.tile_height * self.tile_width
 
 
+def check_tile_size(tile_size: int, overlap: int) -> int:
+    """``tile_size`` if tiles of that side can overlap by ``overlap`` pixels.
+
+    Raises
+    ------
+    InferenceError
+        If ``tile_size`` is not a positive multiple of 32 (the network's stride) or ``overlap``
+        not in [0, tile_size).
+    """
+    if tile_size % SIZE_MULTIPLE or tile_size <= 0:
+        raise InferenceError(f"tile_size must be a positive multiple of 32, got {tile_size}")
+    if overlap < 0:
+        raise InferenceError(f"overlap must be at least 0, got {overlap}")
+    if overlap >= tile_size:
+        raise InferenceError(
+            f"tile_size must be larger than the tiles' overlap ({overlap} px), got {tile_size}"
+        )
+    return tile_size
+
+
 def tile_layout(height: int, width: int, tile_size: int = 512, overlap: int = 64) -> TileLayout:
     """The tiles :func:`predict_tiled` cuts a ``height`` × ``width`` image into.
 
@@ -334,10 +354,7 @@ def tile_layout(height: int, width: int, tile_size: int = 512, overlap: int = 64
     InferenceError
         If ``tile_size`` is not a positive multiple of 32 or ``overlap`` not in [0, tile_size).
     """
-    if tile_size % SIZE_MULTIPLE or tile_size <= 0:
-        raise InferenceError(f"tile_size must be a positive multiple of 32, got {tile_size}")
-    if not 0 <= overlap < tile_size:
-        raise InferenceError(f"overlap must be in [0, tile_size), got {overlap}")
+    check_tile_size(tile_size, overlap)
     margin = overlap // 2
     # Small images: one tile just big enough (multiple of 32) instead of padding to tile_size.
     need_h = max(height + 2 * margin, 1)
@@ -612,6 +629,11 @@ class NetworkSegmenter:
         (:func:`nanomorph.segment.preprocess.upsample_factor`), which outlines particles a few
         pixels across better.  A call to :meth:`segment` or :meth:`predict_proba` may declare
         another diameter.
+    tile_size : int, optional
+        Override the model's tile side in pixels (a multiple of 32, larger than the model's
+        overlap); None uses the model's ``config.json`` value.  The network's context and the
+        number of tiles each pixel is blended from change with it, and so do the masks (the
+        model card's "Tile size at inference").
     """
 
     def __init__(
@@ -624,6 +646,7 @@ class NetworkSegmenter:
         min_peak_probability: float | None = None,
         flatten_support_px: float | None = None,
         particle_diameter_nm: float | None = None,
+        tile_size: int | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.config = config
@@ -636,8 +659,10 @@ class NetworkSegmenter:
             preprocess = dataclasses.replace(preprocess, flatten_sigma_px=sigma)
         self.preprocess = preprocess
         inference = InferenceSettings.from_config(config)
-        self.tile_size = inference.tile_size
         self.overlap = inference.overlap
+        self.tile_size = check_tile_size(
+            inference.tile_size if tile_size is None else int(tile_size), self.overlap
+        )
         self.batch_size = inference.batch_size
         self.target_particle_px = inference.target_particle_px
         self.scale_agreement = inference.scale_agreement

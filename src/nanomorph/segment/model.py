@@ -294,6 +294,7 @@ def load_segmenter(
     min_peak_probability: float | None = None,
     flatten_support_px: float | None = None,
     particle_diameter_nm: float | None = None,
+    tile_size: int | None = None,
 ) -> NetworkSegmenter:
     """Load a model folder as a ready-to-use segmenter.
 
@@ -317,6 +318,9 @@ def load_segmenter(
         The images' typical particle diameter, if the user knows it: large particles are then
         block-averaged down to the size the network finds best (see
         :class:`~nanomorph.segment.inference.NetworkSegmenter`); None: not declared.
+    tile_size : int, optional
+        Override the model's tile side for tiled inference (pixels, a multiple of 32; None keeps
+        the model's setting).
 
     Returns
     -------
@@ -326,6 +330,8 @@ def load_segmenter(
     ------
     ModelNotFoundError
         If the model cannot be found or loaded.
+    InferenceError
+        If a setting cannot be used with this model (a tile size, a probability level, ...).
     """
     folder = find_model_folder(name_or_path)
     model, config = load_model(folder)
@@ -340,4 +346,5 @@ def load_segmenter(
         min_peak_probability=min_peak_probability,
         flatten_support_px=flatten_support_px,
         particle_diameter_nm=particle_diameter_nm,
+        tile_size=tile_size,
     )
